@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/core.html.md"""
 __all__ = ['Hit', 'Hits', 'get_index', 'setting_for', 'rank_nbs', 'ndcg', 'mrr', 'recall', 'read_qrels', 'Evaluation', 'evaluate',
            'Comparison', 'compare_models', 'get_nb_paths', 'read_nb']
 
-# %% ../nbs/03_core.ipynb #9a409ffe
+# %% ../nbs/03_core.ipynb #c42aee95
 import time, json, sqlite3, warnings
 import numpy as np
 from fastcore.utils import *
@@ -17,16 +17,16 @@ from .read import *
 from .models import *
 from .index import *
 
-# %% ../nbs/03_core.ipynb #17ec6675
+# %% ../nbs/03_core.ipynb #1f55dc2a
 _all_ = ['get_nb_paths', 'read_nb']
 
-# %% ../nbs/03_core.ipynb #2d178049
+# %% ../nbs/03_core.ipynb #b80bb67c
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/03_core.ipynb #be548684
+# %% ../nbs/03_core.ipynb #2564969d
 def _md_esc(s): return str(s).replace('|', '\\|').replace('\n', ' ')
 
 class Hits(L):
@@ -43,7 +43,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | [{_md_esc(h.title)}]({Path(h.path).as_posix().replace(' ', '%20')}) | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/03_core.ipynb #69841aea
+# %% ../nbs/03_core.ipynb #54b3e32d
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -51,7 +51,7 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/03_core.ipynb #7f99353a
+# %% ../nbs/03_core.ipynb #419bc361
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -59,7 +59,7 @@ def _rrf(rankings, k=60):
         for i,o in enumerate(r): res[o] = res.get(o, 0) + 1/(k+i+1)
     return res
 
-# %% ../nbs/03_core.ipynb #d9e8cf0c
+# %% ../nbs/03_core.ipynb #fde146bb
 def _shortlist(
     ix, st, rp, q, # The index, passage setting, notebooks (resolved) and query
     dense=None, # Dense passage ranking (ids, best first), when a bi-encoder leg is configured
@@ -67,17 +67,17 @@ def _shortlist(
     n_passages:int=64, # Passages to keep, spread over those notebooks
 )->list: # Passage ids
     "Stage 1: fuse the lexical and dense passage rankings, keep the best `n_nbs` notebooks and their best passages"
-    lex,_ = ix.lexical(q, st, rp, n=max(n_passages*8, 1000))
+    lex,_ = ix.lexical(q, st, rp, n=max(512, n_nbs*16))
     fused = _rrf([lex] + ([dense] if dense is not None else []))
     ids = sorted(fused, key=lambda i: -fused[i])
-    paths = ix.passages(st, ids=ids).paths
+    paths = ix.paths_of(ids)
     per_nb = {}
     for i,p in zip(ids, paths):
         if p in per_nb or len(per_nb)<n_nbs: per_nb.setdefault(p, []).append(i)
     each = max(n_passages//max(len(per_nb), 1), 1)
     return [i for v in per_nb.values() for i in v[:each]]
 
-# %% ../nbs/03_core.ipynb #28767429
+# %% ../nbs/03_core.ipynb #6e077b7c
 _indexes = {}
 
 def get_index(index=None)->NbIndex:
@@ -91,18 +91,18 @@ def get_index(index=None)->NbIndex:
             _indexes[key] = NbIndex()
     return _indexes[key]
 
-# %% ../nbs/03_core.ipynb #100d47d8
+# %% ../nbs/03_core.ipynb #45db3c58
 def setting_for(m, outputs:bool=False, max_tokens:int=128, overlap:int=32)->PassageSetting:
     "The `PassageSetting` for model `m`: its tokenizer and window (words, for BM25 alone when `m` is `None`)"
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/03_core.ipynb #f09a6d6d
+# %% ../nbs/03_core.ipynb #a36564a4
 def _check_args(q, k):
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {q!r}")
     if k is not None and (not isinstance(k, int) or k<1): raise ValueError(f"`k` must be a positive integer or None, not {k!r}")
 
-# %% ../nbs/03_core.ipynb #a234d978
+# %% ../nbs/03_core.ipynb #44db63de
 def _score(q, m, ix, st, rp, retriever=None, n_nbs=30, rerank=64, progress=None):
     "Passages of notebooks `rp` worth scoring, and their scores by model `m` (by BM25 when `m` is `None`)"
     if m is None:
@@ -121,7 +121,7 @@ def _score(q, m, ix, st, rp, retriever=None, n_nbs=30, rerank=64, progress=None)
     pos = {i:j for j,i in enumerate(ids)}
     return ps, s[[pos[i] for i in ps.ids]] if len(ps) else np.zeros(0, 'float32')
 
-# %% ../nbs/03_core.ipynb #b453c76d
+# %% ../nbs/03_core.ipynb #e7237253
 def _hits(q, ps, scores, titles, shown):
     "One `Hit` per notebook, from its best-scoring passage, best first"
     best = {}
@@ -133,7 +133,7 @@ def _hits(q, ps, scores, titles, shown):
         res.append(Hit(shown.get(p, p), float(scores[j]), titles.get(p) or Path(p).stem, ps.cells[j][b], _snippet(ps.parts[j][b])))
     return res
 
-# %% ../nbs/03_core.ipynb #49a8dde2
+# %% ../nbs/03_core.ipynb #c09231c2
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
@@ -155,7 +155,7 @@ def rank_nbs(
     ps,scores = _score(q, m, ix, st, rp, None if retriever is None else load_model(retriever), n_nbs, rerank, progress)
     return _hits(q, ps, scores, {p:t for p,(t,_) in ix.info(st, rp).items()}, dict(zip(rp, paths)))[:k]
 
-# %% ../nbs/03_core.ipynb #77929532
+# %% ../nbs/03_core.ipynb #a1347c94
 def ndcg(ranked:list, rel:dict, k:int=10)->float:
     "nDCG@`k` of the ids `ranked`, best first, against graded relevance `rel` (`{id: grade}`, gain `2**grade-1`)"
     dcg = sum((2**rel.get(d, 0)-1)/np.log2(i+2) for i,d in enumerate(ranked[:k]))
@@ -171,16 +171,16 @@ def recall(ranked:list, rel:dict, k:int=10)->float:
     r = [d for d,g in rel.items() if g>0]
     return len(set(ranked[:k]) & set(r))/len(r) if r else 0.
 
-# %% ../nbs/03_core.ipynb #c2351e24
+# %% ../nbs/03_core.ipynb #11ed65ce
 def read_qrels(qrels:dict|str|Path)->dict:
     "Relevance judgments `{query: {doc id: grade}}` from a dict or a JSON file, with or without a top-level `queries` key"
     if isinstance(qrels, (str, Path)): qrels = json.loads(Path(qrels).read_text(encoding='utf-8'))
     return qrels.get('queries', qrels) if isinstance(qrels.get('queries'), dict) else qrels
 
-# %% ../nbs/03_core.ipynb #85813419
+# %% ../nbs/03_core.ipynb #05639775
 def _doc_id(p, root): return Path(p).resolve().relative_to(Path(root).resolve()).with_suffix('').as_posix()
 
-# %% ../nbs/03_core.ipynb #1c502740
+# %% ../nbs/03_core.ipynb #67c3c8cc
 class Evaluation(BasicRepr):
     "Per-query and mean nDCG@k, MRR, recall@k and latency of one model"
     def __init__(self, name:str, rows:list, k:int=10): store_attr()
@@ -198,7 +198,7 @@ class Evaluation(BasicRepr):
         return (f"| {_md_esc(self.name)} | {' | '.join(self.metrics[:-1])} | latency (s) |\n|:--|{'--:|'*4}\n"
                 + '\n'.join([row(f'**mean of {len(self.rows)}**', self.mean)] + [row(r['query'], r) for r in self.rows]))
 
-# %% ../nbs/03_core.ipynb #cd3b619f
+# %% ../nbs/03_core.ipynb #8fbbc4b7
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def evaluate(
     qrels:dict|str|Path, # `{query: {doc id: grade}}`, or a JSON file of them; ids are notebook paths relative to `root`, without `.ipynb`
@@ -220,7 +220,7 @@ def evaluate(
         rows.append(dict(query=q, **{f'ndcg@{k}': ndcg(ids, rel, k), 'mrr': mrr(ids, rel), f'recall@{k}': recall(ids, rel, k), 'latency': dt}))
     return Evaluation(name or model_name(model), rows, k)
 
-# %% ../nbs/03_core.ipynb #a070f037
+# %% ../nbs/03_core.ipynb #e4a126e5
 def _secs(t): return f'{t*1000:.0f} ms' if t<1 else f'{t:.1f} s'
 
 class Comparison(BasicRepr):
@@ -234,7 +234,7 @@ class Comparison(BasicRepr):
     def _metric_rows(self):
         return [[n]+[f'{e.mean[m]:.3f}' for m in e.metrics[:-1]]+[_secs(e.mean['latency'])] for n,e in zip(self.names, self.evals or [])]
 
-# %% ../nbs/03_core.ipynb #aebb8505
+# %% ../nbs/03_core.ipynb #c89e5b57
 def _table(rows):
     "Rows of strings as aligned text"
     w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
@@ -243,7 +243,7 @@ def _table(rows):
 def _md_table(rows, align):
     return '\n'.join([f"| {' | '.join(map(_md_esc, rows[0]))} |", '|'+'|'.join(align)+'|'] + [f"| {' | '.join(map(_md_esc, r))} |" for r in rows[1:]])
 
-# %% ../nbs/03_core.ipynb #e770004c
+# %% ../nbs/03_core.ipynb #1729ba9a
 @patch
 def _metric_head(self:Comparison): return ['model']+self.evals[0].metrics[:-1]+['query time']
 
@@ -263,7 +263,7 @@ def _repr_markdown_(self:Comparison):
         if (img := self._plot_md()): res.append(img)
     return '\n\n'.join(res)
 
-# %% ../nbs/03_core.ipynb #143445ed
+# %% ../nbs/03_core.ipynb #5c0693a2
 @patch
 def plot(self:Comparison, ax=None):
     "Quality (nDCG@k) against query time, one point per model"
@@ -286,7 +286,7 @@ def _plot_md(self:Comparison):
     fig.savefig(buf, format='png', dpi=80, bbox_inches='tight'); plt.close(fig)
     return f"![Quality against query time](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
-# %% ../nbs/03_core.ipynb #52dec39c
+# %% ../nbs/03_core.ipynb #5c0c0b1f
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def compare_models(
     q:str, # What to look for; `None` to compare on `qrels` alone

@@ -6,15 +6,15 @@ Docs: https://nbsearch.github.io/nbsearch/read.html.md"""
 
 # %% auto #0
 __all__ = ['max_output_chars', 'get_nb_paths', 'Cell', 'Nb', 'headings', 'read_nb', 'word_offsets', 'hf_offsets', 'Passage',
-           'passages']
+           'passage_texts', 'passages']
 
-# %% ../nbs/00_read.ipynb #174b44d3
+# %% ../nbs/00_read.ipynb #155e88eb
 import re, json, warnings
 from fastcore.utils import *
 from fastcore.ansi import strip_ansi
 import fastcore.nbio as nbio
 
-# %% ../nbs/00_read.ipynb #cc11a270
+# %% ../nbs/00_read.ipynb #0f1e7dd7
 def get_nb_paths(
     path:str|Path|list='.', # A folder (searched recursively), a notebook, or a list of these
     recursive:bool=True, # Search subfolders?
@@ -33,20 +33,20 @@ def get_nb_paths(
         else: raise ValueError(f"Not a notebook (expected a folder or an .ipynb file): '{p}'")
     return L(res).unique().sorted(key=str)
 
-# %% ../nbs/00_read.ipynb #e2786906
+# %% ../nbs/00_read.ipynb #10395ca5
 class Cell(BasicRepr):
     "The searchable text of one notebook cell: its index `idx` in the notebook, `cell_type`, `source` and text `outputs`"
-    def __init__(self, idx:int, cell_type:str, source:str, outputs:str=''): store_attr()
+    def __init__(self, idx:int, cell_type:str, source:str, outputs:str=''): self.idx,self.cell_type,self.source,self.outputs = idx,cell_type,source,outputs
     @property
     def text(self): return f'{self.source}\n{self.outputs}' if self.outputs else self.source
 
-# %% ../nbs/00_read.ipynb #af58648c
+# %% ../nbs/00_read.ipynb #43ebd076
 class Nb(BasicRepr):
     "A notebook as search sees it: its `path`, `title`, `subtitle` and text `cells`"
     def __init__(self, path:Path, title:str, cells:list, subtitle:str=''): store_attr()
     __repr__ = lambda self: f"Nb({self.title!r}, {len(self.cells)} cells, '{self.path}')"
 
-# %% ../nbs/00_read.ipynb #99bd97d0
+# %% ../nbs/00_read.ipynb #ec0de7ec
 _directive_re = re.compile(r'^[ \t]*#\|.*(?:\n|$)', re.M)
 _data_uri_re = re.compile(r'data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+')
 _blob_re = re.compile(r'<(script|style)\b.*?</\1\s*>', re.S|re.I)
@@ -57,7 +57,7 @@ def _clean_src(c):
     s = _directive_re.sub('', s) if c.cell_type=='code' else _blob_re.sub('', s)
     return _data_uri_re.sub('', s).strip()
 
-# %% ../nbs/00_read.ipynb #157a05eb
+# %% ../nbs/00_read.ipynb #1aa62e78
 max_output_chars = 2000 # Text outputs kept per cell when `outputs=True`
 
 def _out_text(c):
@@ -69,7 +69,7 @@ def _out_text(c):
         elif o.get('output_type') in ('execute_result', 'display_data'): res.append(nbio.join_out((o.get('data') or {}).get('text/plain', '')))
     return strip_ansi(''.join(o for o in res if isinstance(o, str)).strip())[:max_output_chars]
 
-# %% ../nbs/00_read.ipynb #c2a79ed1
+# %% ../nbs/00_read.ipynb #10027f52
 _fence_re = re.compile(r'^(```|~~~).*?^\1', re.M|re.S)
 _head_re = re.compile(r'^(#{1,6})[ \t]+(.+?)[ \t#]*$', re.M)
 
@@ -77,7 +77,7 @@ def headings(s:str)->list:
     "Markdown headings in `s` as `(level, text)` pairs, ignoring `#` lines inside fenced code"
     return [(len(h), t) for h,t in _head_re.findall(_fence_re.sub('', s))]
 
-# %% ../nbs/00_read.ipynb #ab53ae8d
+# %% ../nbs/00_read.ipynb #d2ed079a
 def _v3_cells(js):
     "Cells of an nbformat 3 notebook, in nbformat 4 shape"
     res = []
@@ -88,7 +88,7 @@ def _v3_cells(js):
         res.append(c)
     return res
 
-# %% ../nbs/00_read.ipynb #7a9e9a0d
+# %% ../nbs/00_read.ipynb #8e192bde
 def _load_nb(path):
     "A notebook dict from `path`, repairing what `fastcore.nbio.read_nb` cannot take: nbformat 3, odd sources, odd cells"
     js = json.loads(Path(path).read_text(encoding='utf-8'))
@@ -101,7 +101,7 @@ def _load_nb(path):
         c['source'] = src if isinstance(src, str) else ''.join(o for o in src if isinstance(o, str)) if isinstance(src, list) else ''
     return nbio.dict2nb(dict(js, cells=cells, metadata=js.get('metadata') if isinstance(js.get('metadata'), dict) else {}))
 
-# %% ../nbs/00_read.ipynb #a1fb847a
+# %% ../nbs/00_read.ipynb #25ed4a5b
 _sub_re = re.compile(r'^>[ \t]*(\S.*?)\s*$', re.M)
 
 def _titles(cells, default):
@@ -112,7 +112,7 @@ def _titles(cells, default):
     sub = first(_sub_re.findall((c or md[0]).source)) if md else None
     return title, sub or ''
 
-# %% ../nbs/00_read.ipynb #99fd9995
+# %% ../nbs/00_read.ipynb #743d429d
 def read_nb(
     path:str|Path, # A `.ipynb` file
     outputs:bool=False # Add the text of code cells' outputs?
@@ -126,26 +126,29 @@ def read_nb(
     title,sub = _titles(cells, Path(path).stem)
     return Nb(Path(path), title, cells, sub)
 
-# %% ../nbs/00_read.ipynb #47cedfe1
+# %% ../nbs/00_read.ipynb #b1f806dd
 def word_offsets(texts:list)->list:
     "Character offsets of the words and symbols in each of `texts`, a stand-in for a model tokenizer"
     return [[m.span() for m in re.finditer(r'\w+|[^\w\s]', t)] for t in texts]
 
 def hf_offsets(tokenizer):
-    "A `tok` function for `passages` from a Hugging Face fast `tokenizer`"
-    def _f(texts): return tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False,
-                                    return_attention_mask=False, return_token_type_ids=False)['offset_mapping']
-    return _f
+    "A `tok` function for `passages` from a Hugging Face `tokenizer`, with no truncation"
+    if not getattr(tokenizer, 'is_fast', False):
+        return lambda texts: tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)['offset_mapping']
+    from tokenizers import Tokenizer
+    tk = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    tk.no_truncation(); tk.no_padding()
+    return lambda texts: [e.offsets for e in tk.encode_batch(list(texts), add_special_tokens=False)]
 
-# %% ../nbs/00_read.ipynb #2eb34cc6
+# %% ../nbs/00_read.ipynb #914a17c7
 class Passage(BasicRepr):
     "A piece of notebook `path` that fits a model's window: a context line `ctx`, then `parts`, the texts of `cells`"
-    def __init__(self, path, cells:list, parts:list, ctx:str=''): store_attr()
+    def __init__(self, path, cells:list, parts:list, ctx:str=''): self.path,self.cells,self.parts,self.ctx = path,cells,parts,ctx
     @property
     def text(self): return '\n'.join([self.ctx, *self.parts])
     __repr__ = lambda self: f"Passage({Path(self.path).name} cells {self.cells}: {truncstr(self.text, 60)!r})"
 
-# %% ../nbs/00_read.ipynb #be6b9e34
+# %% ../nbs/00_read.ipynb #b67f9390
 def _ctx(nb, head):
     "The context line of a passage under heading `head`: the notebook's title and subtitle, and the heading"
     t = f'{nb.title}: {nb.subtitle}' if nb.subtitle else nb.title
@@ -157,7 +160,19 @@ def _windows(s, offs, n, overlap):
     step = n-overlap
     return [s[offs[i][0]:offs[min(i+n, len(offs))-1][1]] for i in range(0, max(len(offs)-overlap, 1), step)]
 
-# %% ../nbs/00_read.ipynb #af855477
+# %% ../nbs/00_read.ipynb #062ffac5
+def _cut(s, offs, n):
+    "`s` cut to its first `n` tokens (token offsets `offs`), and its length in tokens"
+    if len(offs)<=n: return s, len(offs)
+    return (s[:offs[n-1][1]], n) if n>0 else ('', 0)
+
+# %% ../nbs/00_read.ipynb #473aad89
+def passage_texts(nb:Nb)->list:
+    "Every text `passages` tokenizes for `nb`: its cells' texts, then the context lines its passages can have"
+    heads = ['']+[h for c in nb.cells if c.cell_type=='markdown' for _,h in headings(c.source)]
+    return [c.text for c in nb.cells] + list(dict.fromkeys(_ctx(nb, h) for h in heads))
+
+# %% ../nbs/00_read.ipynb #07fd923d
 def passages(
     nb:Nb, # A notebook from `read_nb`
     tok=word_offsets, # Token offsets for a list of texts (see `hf_offsets`)
@@ -165,15 +180,18 @@ def passages(
     overlap:int=32, # Tokens shared by the windows of a cell longer than a passage
 )->L: # The notebook's `Passage`s, which cover every cell
     "Cut `nb` into passages of at most `max_tokens` tokens that follow cell boundaries"
-    res,cur,used,head,ntok = L(),[],0,'',{}
+    texts,n = passage_texts(nb),len(nb.cells)
+    offs = tok(texts)
+    ctxs = {t:_cut(t, o, max_tokens//2) for t,o in zip(texts[n:], offs[n:])}
+    res,cur,used,head = L(),[],0,''
     def flush():
         if cur: res.append(Passage(nb.path, [c.idx for c in cur], [c.text for c in cur], ctx))
         cur.clear()
-    for c,o in zip(nb.cells, tok([c.text for c in nb.cells])):
+    for c,o in zip(nb.cells, offs):
         hs = headings(c.source) if c.cell_type=='markdown' else []
         if hs: flush(); head = hs[0][1]
-        if not cur: ctx = _ctx(nb, head); used = ntok.setdefault(ctx, len(tok([ctx])[0]))
-        if used+len(o)>max_tokens and cur: flush(); ctx = _ctx(nb, head); used = ntok[ctx]
+        if not cur: ctx,used = ctxs[_ctx(nb, head)]
+        if used+len(o)>max_tokens and cur: flush(); ctx,used = ctxs[_ctx(nb, head)]
         if len(o)>max_tokens-used: res += [Passage(nb.path, [c.idx], [w], ctx) for w in _windows(c.text, o, max_tokens-used, overlap)]
         else: cur.append(c); used += len(o)
         if hs: head = hs[-1][1]
