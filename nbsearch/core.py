@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/core.html.md"""
 __all__ = ['Hit', 'Hits', 'get_index', 'setting_for', 'rank_nbs', 'ndcg', 'mrr', 'recall', 'read_qrels', 'Evaluation', 'evaluate',
            'Comparison', 'compare_models', 'get_nb_paths', 'read_nb']
 
-# %% ../nbs/03_core.ipynb #c42aee95
+# %% ../nbs/03_core.ipynb #3508e930
 import time, json, sqlite3, warnings
 import numpy as np
 from fastcore.utils import *
@@ -17,16 +17,16 @@ from .read import *
 from .models import *
 from .index import *
 
-# %% ../nbs/03_core.ipynb #1f55dc2a
+# %% ../nbs/03_core.ipynb #63c5871d
 _all_ = ['get_nb_paths', 'read_nb']
 
-# %% ../nbs/03_core.ipynb #b80bb67c
+# %% ../nbs/03_core.ipynb #b66bcfb7
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/03_core.ipynb #2564969d
+# %% ../nbs/03_core.ipynb #c2dae610
 def _md_esc(s): return str(s).replace('|', '\\|').replace('\n', ' ')
 
 class Hits(L):
@@ -43,7 +43,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | [{_md_esc(h.title)}]({Path(h.path).as_posix().replace(' ', '%20')}) | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/03_core.ipynb #54b3e32d
+# %% ../nbs/03_core.ipynb #d5c50326
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -51,7 +51,7 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/03_core.ipynb #419bc361
+# %% ../nbs/03_core.ipynb #535969fb
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -59,7 +59,7 @@ def _rrf(rankings, k=60):
         for i,o in enumerate(r): res[o] = res.get(o, 0) + 1/(k+i+1)
     return res
 
-# %% ../nbs/03_core.ipynb #fde146bb
+# %% ../nbs/03_core.ipynb #02b72cc0
 def _shortlist(
     ix, st, rp, q, # The index, passage setting, notebooks (resolved) and query
     dense=None, # Dense passage ranking (ids, best first), when a bi-encoder leg is configured
@@ -77,13 +77,15 @@ def _shortlist(
     each = max(n_passages//max(len(per_nb), 1), 1)
     return [i for v in per_nb.values() for i in v[:each]]
 
-# %% ../nbs/03_core.ipynb #6e077b7c
+# %% ../nbs/03_core.ipynb #1af22aba
 _indexes = {}
+
+def _index_key(index): return False if index is False else Path(index or default_index_path()).expanduser().absolute()
 
 def get_index(index=None)->NbIndex:
     "The `NbIndex` `index` names: `None` for the user's cache directory, `False` for memory only, or a path"
     if isinstance(index, NbIndex): return index
-    key = False if index is False else Path(index or default_index_path()).expanduser().absolute()
+    key = _index_key(index)
     if key not in _indexes:
         try: _indexes[key] = NbIndex(None if key is False else key)
         except (sqlite3.Error, OSError) as e:
@@ -91,18 +93,34 @@ def get_index(index=None)->NbIndex:
             _indexes[key] = NbIndex()
     return _indexes[key]
 
-# %% ../nbs/03_core.ipynb #45db3c58
+# %% ../nbs/03_core.ipynb #8ead93d9
+def _unwritable(e): return isinstance(e, sqlite3.OperationalError) and any(
+    s in str(e) for s in ('readonly', 'read-only', 'disk is full', 'unable to open', 'disk I/O', 'locked'))
+
+def _with_index(index, f):
+    "`f(ix)` on the index `index` names: rebuilt if its file turns out corrupt, replaced by one in memory if it cannot be written"
+    ix = get_index(index)
+    try: return f(ix)
+    except sqlite3.DatabaseError as e:
+        if ix.path is None: raise
+        if not _unwritable(e): ix.reset(str(e)); return f(ix)
+        warnings.warn(f"Cannot write the index at '{ix.path}' ({e}); searching without saving the index", stacklevel=3)
+        ix = NbIndex()
+        if not isinstance(index, NbIndex): _indexes[_index_key(index)] = ix
+        return f(ix)
+
+# %% ../nbs/03_core.ipynb #0727d68b
 def setting_for(m, outputs:bool=False, max_tokens:int=128, overlap:int=32)->PassageSetting:
     "The `PassageSetting` for model `m`: its tokenizer and window (words, for BM25 alone when `m` is `None`)"
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/03_core.ipynb #a36564a4
+# %% ../nbs/03_core.ipynb #14c1e438
 def _check_args(q, k):
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {q!r}")
     if k is not None and (not isinstance(k, int) or k<1): raise ValueError(f"`k` must be a positive integer or None, not {k!r}")
 
-# %% ../nbs/03_core.ipynb #44db63de
+# %% ../nbs/03_core.ipynb #f3c0dcbf
 def _score(q, m, ix, st, rp, retriever=None, n_nbs=30, rerank=64, progress=None):
     "Passages of notebooks `rp` worth scoring, and their scores by model `m` (by BM25 when `m` is `None`)"
     if m is None:
@@ -121,7 +139,7 @@ def _score(q, m, ix, st, rp, retriever=None, n_nbs=30, rerank=64, progress=None)
     pos = {i:j for j,i in enumerate(ids)}
     return ps, s[[pos[i] for i in ps.ids]] if len(ps) else np.zeros(0, 'float32')
 
-# %% ../nbs/03_core.ipynb #e7237253
+# %% ../nbs/03_core.ipynb #0a7ee0a5
 def _hits(q, ps, scores, titles, shown):
     "One `Hit` per notebook, from its best-scoring passage, best first"
     best = {}
@@ -133,7 +151,7 @@ def _hits(q, ps, scores, titles, shown):
         res.append(Hit(shown.get(p, p), float(scores[j]), titles.get(p) or Path(p).stem, ps.cells[j][b], _snippet(ps.parts[j][b])))
     return res
 
-# %% ../nbs/03_core.ipynb #c09231c2
+# %% ../nbs/03_core.ipynb #865c2a8c
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
@@ -149,13 +167,15 @@ def rank_nbs(
     "Rank the notebooks in `nbs` by how well they answer `q`, best first"
     _check_args(q, k)
     paths = get_nb_paths(nbs)
-    m = None if model is None else load_model(model)
-    ix,st = get_index(index),setting_for(m, outputs)
-    rp = ix.sync(paths, st, progress)
-    ps,scores = _score(q, m, ix, st, rp, None if retriever is None else load_model(retriever), n_nbs, rerank, progress)
-    return _hits(q, ps, scores, {p:t for p,(t,_) in ix.info(st, rp).items()}, dict(zip(rp, paths)))[:k]
+    m,r = (None if o is None else load_model(o) for o in (model, retriever))
+    st = setting_for(m, outputs)
+    def _search(ix):
+        rp = ix.sync(paths, st, progress)
+        ps,scores = _score(q, m, ix, st, rp, r, n_nbs, rerank, progress)
+        return _hits(q, ps, scores, {p:t for p,(t,_) in ix.info(st, rp).items()}, dict(zip(rp, paths)))[:k]
+    return _with_index(index, _search)
 
-# %% ../nbs/03_core.ipynb #a1347c94
+# %% ../nbs/03_core.ipynb #0b396283
 def ndcg(ranked:list, rel:dict, k:int=10)->float:
     "nDCG@`k` of the ids `ranked`, best first, against graded relevance `rel` (`{id: grade}`, gain `2**grade-1`)"
     dcg = sum((2**rel.get(d, 0)-1)/np.log2(i+2) for i,d in enumerate(ranked[:k]))
@@ -171,16 +191,16 @@ def recall(ranked:list, rel:dict, k:int=10)->float:
     r = [d for d,g in rel.items() if g>0]
     return len(set(ranked[:k]) & set(r))/len(r) if r else 0.
 
-# %% ../nbs/03_core.ipynb #11ed65ce
+# %% ../nbs/03_core.ipynb #459e2ede
 def read_qrels(qrels:dict|str|Path)->dict:
     "Relevance judgments `{query: {doc id: grade}}` from a dict or a JSON file, with or without a top-level `queries` key"
     if isinstance(qrels, (str, Path)): qrels = json.loads(Path(qrels).read_text(encoding='utf-8'))
     return qrels.get('queries', qrels) if isinstance(qrels.get('queries'), dict) else qrels
 
-# %% ../nbs/03_core.ipynb #05639775
+# %% ../nbs/03_core.ipynb #f4762100
 def _doc_id(p, root): return Path(p).resolve().relative_to(Path(root).resolve()).with_suffix('').as_posix()
 
-# %% ../nbs/03_core.ipynb #67c3c8cc
+# %% ../nbs/03_core.ipynb #aa3f2bf0
 class Evaluation(BasicRepr):
     "Per-query and mean nDCG@k, MRR, recall@k and latency of one model"
     def __init__(self, name:str, rows:list, k:int=10): store_attr()
@@ -198,7 +218,7 @@ class Evaluation(BasicRepr):
         return (f"| {_md_esc(self.name)} | {' | '.join(self.metrics[:-1])} | latency (s) |\n|:--|{'--:|'*4}\n"
                 + '\n'.join([row(f'**mean of {len(self.rows)}**', self.mean)] + [row(r['query'], r) for r in self.rows]))
 
-# %% ../nbs/03_core.ipynb #8fbbc4b7
+# %% ../nbs/03_core.ipynb #2cd56b13
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def evaluate(
     qrels:dict|str|Path, # `{query: {doc id: grade}}`, or a JSON file of them; ids are notebook paths relative to `root`, without `.ipynb`
@@ -220,7 +240,7 @@ def evaluate(
         rows.append(dict(query=q, **{f'ndcg@{k}': ndcg(ids, rel, k), 'mrr': mrr(ids, rel), f'recall@{k}': recall(ids, rel, k), 'latency': dt}))
     return Evaluation(name or model_name(model), rows, k)
 
-# %% ../nbs/03_core.ipynb #e4a126e5
+# %% ../nbs/03_core.ipynb #62bc9826
 def _secs(t): return f'{t*1000:.0f} ms' if t<1 else f'{t:.1f} s'
 
 class Comparison(BasicRepr):
@@ -234,7 +254,7 @@ class Comparison(BasicRepr):
     def _metric_rows(self):
         return [[n]+[f'{e.mean[m]:.3f}' for m in e.metrics[:-1]]+[_secs(e.mean['latency'])] for n,e in zip(self.names, self.evals or [])]
 
-# %% ../nbs/03_core.ipynb #c89e5b57
+# %% ../nbs/03_core.ipynb #b0216cdd
 def _table(rows):
     "Rows of strings as aligned text"
     w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
@@ -243,7 +263,7 @@ def _table(rows):
 def _md_table(rows, align):
     return '\n'.join([f"| {' | '.join(map(_md_esc, rows[0]))} |", '|'+'|'.join(align)+'|'] + [f"| {' | '.join(map(_md_esc, r))} |" for r in rows[1:]])
 
-# %% ../nbs/03_core.ipynb #1729ba9a
+# %% ../nbs/03_core.ipynb #376c5247
 @patch
 def _metric_head(self:Comparison): return ['model']+self.evals[0].metrics[:-1]+['query time']
 
@@ -263,7 +283,7 @@ def _repr_markdown_(self:Comparison):
         if (img := self._plot_md()): res.append(img)
     return '\n\n'.join(res)
 
-# %% ../nbs/03_core.ipynb #5c0693a2
+# %% ../nbs/03_core.ipynb #b8bce0b9
 @patch
 def plot(self:Comparison, ax=None):
     "Quality (nDCG@k) against query time, one point per model"
@@ -286,7 +306,7 @@ def _plot_md(self:Comparison):
     fig.savefig(buf, format='png', dpi=80, bbox_inches='tight'); plt.close(fig)
     return f"![Quality against query time](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
-# %% ../nbs/03_core.ipynb #5c0c0b1f
+# %% ../nbs/03_core.ipynb #4c83c4d9
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def compare_models(
     q:str, # What to look for; `None` to compare on `qrels` alone

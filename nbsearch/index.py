@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/index.html.md"""
 __all__ = ['stop_words', 'schema_version', 'PassageSetting', 'code_tokens', 'lex_text', 'default_index_path', 'NbIndex',
            'Passages']
 
-# %% ../nbs/02_index.ipynb #58cb04fb
+# %% ../nbs/02_index.ipynb #2c3e951e
 import os, re, sys, sqlite3, hashlib, warnings, threading, functools
 from contextlib import contextmanager
 import numpy as np
@@ -16,7 +16,7 @@ from fastcore.utils import *
 from fastcore.xdg import xdg_cache_home
 from .read import *
 
-# %% ../nbs/02_index.ipynb #5976efd1
+# %% ../nbs/02_index.ipynb #7af22b0c
 def _primed(tok, texts):
     "`tok`, with `texts` tokenized ahead in one batch"
     texts = list(dict.fromkeys(texts))
@@ -27,7 +27,7 @@ def _primed(tok, texts):
         return [have[t] for t in ts]
     return _f
 
-# %% ../nbs/02_index.ipynb #938a6186
+# %% ../nbs/02_index.ipynb #944e9601
 class PassageSetting(BasicRepr):
     "How notebooks are cut into passages: the tokenizer (`tok`, fingerprinted by `tok_key`), `max_tokens`, `overlap` and `outputs`"
     def __init__(self, tok=word_offsets, tok_key='words', max_tokens:int=128, overlap:int=32, outputs:bool=False): store_attr()
@@ -40,7 +40,7 @@ class PassageSetting(BasicRepr):
         return [passages(nb, tok, self.max_tokens, self.overlap) for nb in nbs]
     def __call__(self, path): return self.cut([self.read(path)])[0]
 
-# %% ../nbs/02_index.ipynb #80d9bea4
+# %% ../nbs/02_index.ipynb #446d4e22
 _word_re = re.compile(r'[^\W\d_]*\d*[\w]*(?:\.[^\W\d]\w*)*', re.U)
 _part_re = re.compile(r'[A-Z]+(?![a-z])\d*|[A-Z]?[a-z]+\d*|[^\W_]+', re.U)
 
@@ -55,7 +55,7 @@ def code_tokens(s:str)->list:
             if len(parts := _part_re.findall(seg))>1: res += [o.lower() for o in parts]
     return [o for o in res if o]
 
-# %% ../nbs/02_index.ipynb #f49e3244
+# %% ../nbs/02_index.ipynb #cacf9733
 _name_re = re.compile(r'\w+(?:\.\w+)*')
 def _compound(w): return '_' in w or '.' in w or not (w.islower() or w.isupper() or w.istitle() or w.isdigit())
 
@@ -66,7 +66,7 @@ def lex_text(s:str)->str:
     "The text FTS5 indexes for passage text `s`: `s`, then the parts of its compound names (see `code_tokens`)"
     return s + '\n' + ' '.join(filter(None, (_compound_tokens(w) for w in _name_re.findall(s) if _compound(w))))
 
-# %% ../nbs/02_index.ipynb #8b2562a1
+# %% ../nbs/02_index.ipynb #b81eaef7
 stop_words = set('a an and are as at be by can do does for from how i in is it my of on or so that the this to what when where which who why with you'.split())
 
 def _query_tokens(q):
@@ -74,16 +74,16 @@ def _query_tokens(q):
     toks = list(dict.fromkeys(code_tokens(q)))
     return [t for t in toks if t not in stop_words] or toks
 
-# %% ../nbs/02_index.ipynb #7ba040e5
+# %% ../nbs/02_index.ipynb #33638944
 _schema = '''
 create table if not exists meta (k text primary key, v text);
-create table if not exists docs (pkey text, path text, size int, mtime int, hash text, title text, n int, err text, primary key (pkey, path));
+create table if not exists docs (pkey text, path text, size int, mtime int, ctime int, hash text, title text, n int, err text, primary key (pkey, path));
 create table if not exists passages (id integer primary key, pkey text, path text, cells text, ctx text, body text);
 create index if not exists passages_doc on passages (pkey, path);
 create virtual table if not exists lex using fts5 (toks, tokenize="porter unicode61 tokenchars '_'");
 create table if not exists embs (mkey text, pkey text, path text, vecs blob, primary key (mkey, pkey, path));
 '''
-schema_version = '1'
+schema_version = '2'
 
 _temp_schema = '''
 create virtual table temp.qtok using fts5 (toks, tokenize="porter unicode61 tokenchars '_'");
@@ -91,12 +91,12 @@ create virtual table temp.qvocab using fts5vocab (temp, 'qtok', 'instance');
 create virtual table temp.lexvocab using fts5vocab (main, 'lex', 'row');
 '''
 
-# %% ../nbs/02_index.ipynb #4e2bb037
+# %% ../nbs/02_index.ipynb #95e7ca56
 def default_index_path()->Path:
     "Where the index lives unless told otherwise: `nbsearch/index.db` under the user's cache directory"
     return xdg_cache_home()/'nbsearch'/'index.db'
 
-# %% ../nbs/02_index.ipynb #6d5137b9
+# %% ../nbs/02_index.ipynb #247b8920
 class NbIndex:
     "Passages, a lexical index and embeddings of notebooks, in SQLite at `path` (`None` keeps them in memory)"
     def __init__(self, path:str|Path=None):
@@ -106,34 +106,72 @@ class NbIndex:
 
     def __repr__(self): return f"NbIndex({str(self.path) if self.path else 'in memory'})"
 
-# %% ../nbs/02_index.ipynb #ad57ff35
+# %% ../nbs/02_index.ipynb #a777e717
 @patch
-def _open(self:NbIndex):
-    "Connect to the database and create its tables"
+def _connect(self:NbIndex):
+    "Connect to the database, create its tables, and check that this version of nbsearch wrote it"
     if self.path: self.path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(self.path or ':memory:', check_same_thread=False, timeout=60, isolation_level=None)
-    if self.path: db.execute('pragma journal_mode=wal')
-    db.executescript(_schema + _temp_schema)
-    db.execute("insert or ignore into meta values ('version', ?)", (schema_version,))
+    try:
+        if self.path: db.execute('pragma journal_mode=wal')
+        db.executescript(_schema + _temp_schema)
+        db.execute("insert or ignore into meta values ('version', ?)", (schema_version,))
+        if (v := db.execute("select v from meta where k='version'").fetchone()[0]) != schema_version:
+            raise sqlite3.DatabaseError(f'it was written by another version of nbsearch (schema {v}, not {schema_version})')
+    except BaseException: db.close(); raise
     return db
 
-# %% ../nbs/02_index.ipynb #7588629f
+# %% ../nbs/02_index.ipynb #591d7c0d
+@patch
+def _open(self:NbIndex):
+    "The database connection; an index file that cannot be used is rebuilt, with a warning"
+    try: return self._connect()
+    except sqlite3.DatabaseError as e:
+        if self.path is None or isinstance(e, sqlite3.OperationalError) and not _corrupt(e): raise
+        warnings.warn(f"The index at '{self.path}' could not be used ({e}); rebuilding it", stacklevel=4)
+        self._remove()
+        return self._connect()
+
+# %% ../nbs/02_index.ipynb #ca86520b
+def _corrupt(e): return any(s in str(e) for s in ('not a database', 'malformed', 'another version', 'no such table', 'no such column', 'corrupt'))
+
+@patch
+def _remove(self:NbIndex):
+    "Delete the index file and its write-ahead log"
+    for s in ('', '-wal', '-shm'): Path(f'{self.path}{s}').unlink(missing_ok=True)
+
+# %% ../nbs/02_index.ipynb #05068c78
+@patch
+def reset(self:NbIndex, why:str=''):
+    "Start the index afresh: for an index file found corrupt while in use"
+    if why: warnings.warn(f"The index at '{self.path or 'memory'}' could not be used ({why}); rebuilding it", stacklevel=3)
+    with self.lock:
+        try: self.db.close()
+        except sqlite3.Error: pass
+        if self.path: self._remove()
+        self._embs.clear(); self._docs_cache.clear()
+        self.db = self._connect()
+
+# %% ../nbs/02_index.ipynb #5e7a0825
 def _stat(p):
+    "Size, modification and change times of file `p` (of the link itself, for a broken link), or `None` if it is gone"
     try: st = os.stat(p)
-    except OSError: return None
-    return st.st_size, st.st_mtime_ns
+    except OSError:
+        try: st = os.lstat(p)
+        except OSError: return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 def _hash(p): return hashlib.sha1(Path(p).read_bytes()).hexdigest()
 
-# %% ../nbs/02_index.ipynb #be7f689b
+# %% ../nbs/02_index.ipynb #1bf79f3b
 @patch
 def _docs(self:NbIndex, pkey):
-    "What the index holds of each notebook under setting `pkey`: `{path: (size, mtime, hash, err, title, n)}`, cached"
+    "What the index holds of each notebook under setting `pkey`: `{path: (size, mtime, ctime, hash, err, title, n)}`, cached"
     if pkey not in self._docs_cache:
-        self._docs_cache[pkey] = {r[0]:r[1:] for r in self.db.execute('select path,size,mtime,hash,err,title,n from docs where pkey=?', (pkey,))}
+        self._docs_cache[pkey] = {r[0]:r[1:] for r in self.db.execute('select path,size,mtime,ctime,hash,err,title,n from docs where pkey=?', (pkey,))}
     return self._docs_cache[pkey]
 
-# %% ../nbs/02_index.ipynb #d6474b3d
+# %% ../nbs/02_index.ipynb #1088e32f
 @patch
 def _drop(self:NbIndex, pkey, paths):
     "Forget notebooks `paths` under setting `pkey`: their passages, lexical entries and embeddings"
@@ -141,19 +179,19 @@ def _drop(self:NbIndex, pkey, paths):
     self.db.executemany('delete from lex where rowid in (select id from passages where pkey=? and path=?)', args)
     for t in ('passages', 'embs', 'docs'): self.db.executemany(f'delete from {t} where pkey=? and path=?', args)
 
-# %% ../nbs/02_index.ipynb #6aff5167
+# %% ../nbs/02_index.ipynb #198b953e
 @patch
 def _add(self:NbIndex, pkey, path, stat, h, title='', ps=None, err=None):
     "Store notebook `path`'s passages `ps` (or the error `err` that kept it from being read), in a write transaction"
     self._drop(pkey, [path])
-    self.db.execute('insert into docs values (?,?,?,?,?,?,?,?)', (pkey, path, *stat, h, title, len(ps or []), err))
+    self.db.execute('insert into docs values (?,?,?,?,?,?,?,?,?)', (pkey, path, *stat, h, title, len(ps or []), err))
     i = self.db.execute('select coalesce(max(id), 0) from passages').fetchone()[0]+1
     ps = [(i+j, p) for j,p in enumerate(ps or [])]
     self.db.executemany('insert into passages values (?,?,?,?,?,?)',
                         [(j, pkey, path, ' '.join(map(str, p.cells)), p.ctx, '\x1e'.join(p.parts)) for j,p in ps])
     self.db.executemany('insert into lex (rowid, toks) values (?,?)', [(j, lex_text(p.text)) for j,p in ps])
 
-# %% ../nbs/02_index.ipynb #2225a2c6
+# %% ../nbs/02_index.ipynb #00d9a91d
 def _err(e): return f'{type(e).__name__}: {e}'
 
 def _read(setting, todo):
@@ -170,7 +208,7 @@ def _read(setting, todo):
             except Exception as e: errs[p] = _err(e)
     return [(p, st, h, nbs[p].title if p in cut else '', cut.get(p), errs.get(p)) for p,st,h in todo]
 
-# %% ../nbs/02_index.ipynb #6e277999
+# %% ../nbs/02_index.ipynb #12f9be99
 @patch
 def sync(
     self:NbIndex,
@@ -186,40 +224,36 @@ def sync(
         docs,todo = self._docs(setting.key),[]
         for p in paths:
             st,d = _stat(p),docs.get(p)
-            if d and st and tuple(d[:2])==st: continue
+            if d and st and tuple(d[:3])==st: continue
             todo.append((p, st))
         self._update(setting, todo, docs, progress)
         self._warn_errs(setting.key, paths)
     return paths
 
-# %% ../nbs/02_index.ipynb #6c1fb200
+# %% ../nbs/02_index.ipynb #5ad5690c
 def _bar(total, desc, unit, progress):
     "A progress bar on stderr, shown after 2 seconds, by default only on a terminal"
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
-# %% ../nbs/02_index.ipynb #6e72a13a
-def _try_hash(p):
-    try: return _hash(p)
-    except OSError: return None
-
-# %% ../nbs/02_index.ipynb #4225f195
+# %% ../nbs/02_index.ipynb #6abce2dd
 @patch
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
     pkey,bar = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress)
     for c in chunked(todo, chunk):
-        new,same,gone = [],[],[]
+        new,same,gone,bad = [],[],[],[]
         for p,st in c:
-            h = _try_hash(p) if st else None
+            try: h = _hash(p) if st else None
+            except OSError as e: bad.append((p, st, None, '', None, 'broken symbolic link' if os.path.islink(p) else _err(e))); continue
             if h is None: gone.append(p)
-            elif p in docs and docs[p][2]==h: same.append((*st, pkey, p))
+            elif p in docs and docs[p][3]==h: same.append((*st, pkey, p))
             else: new.append((p, st, h))
-        res = _read(setting, new)
+        res = _read(setting, new)+bad
         with self._write():
             self._drop(pkey, gone)
-            self.db.executemany('update docs set size=?, mtime=? where pkey=? and path=?', same)
+            self.db.executemany('update docs set size=?, mtime=?, ctime=? where pkey=? and path=?', same)
             for r in res: self._add(pkey, *r)
         for p in gone+[r[0] for r in res]:
             for o in self._embs.values(): o.pop(p, None)
@@ -227,17 +261,19 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
         bar.update(len(c))
     bar.close()
 
-# %% ../nbs/02_index.ipynb #f0ba5a72
+# %% ../nbs/02_index.ipynb #387e17f2
 @patch
 @contextmanager
 def _write(self:NbIndex):
     "A write transaction, taking the write lock at once so that concurrent writers queue instead of failing"
     self.db.execute('begin immediate')
     try: yield
-    except BaseException: self.db.execute('rollback'); raise
+    except BaseException:
+        if self.db.in_transaction: self.db.execute('rollback')  # SQLite has already rolled back after some errors, e.g. a full disk
+        raise
     else: self.db.execute('commit')
 
-# %% ../nbs/02_index.ipynb #1e4914d7
+# %% ../nbs/02_index.ipynb #88b5e8c0
 @patch
 def _warn_errs(self:NbIndex, pkey, paths):
     "Warn about each notebook in `paths` that could not be read, once per process"
@@ -249,7 +285,7 @@ def _warn_errs(self:NbIndex, pkey, paths):
         warnings.warn(f"Skipped notebook '{p}': {e}", stacklevel=3)
         self._warned.add(p)
 
-# %% ../nbs/02_index.ipynb #773175c2
+# %% ../nbs/02_index.ipynb #978c86ee
 class Passages(BasicRepr):
     "Passages fetched from the index: parallel lists of `ids`, `paths`, `cells`, `ctxs` and `parts` (each passage's cell texts)"
     def __init__(self, rows):
@@ -261,7 +297,7 @@ class Passages(BasicRepr):
     def texts(self): return ['\n'.join([c, *p]) for c,p in zip(self.ctxs, self.parts)]
     __repr__ = lambda self: f'Passages({len(self)})'
 
-# %% ../nbs/02_index.ipynb #a38d34aa
+# %% ../nbs/02_index.ipynb #4d4f8280
 @patch
 def passages(self:NbIndex, setting:PassageSetting, paths:list=(), ids:list=None)->Passages:
     "Passages under `setting` of notebooks `paths` (resolved, as `sync` returns them), or those with `ids`, in that order"
@@ -271,7 +307,7 @@ def passages(self:NbIndex, setting:PassageSetting, paths:list=(), ids:list=None)
         return Passages(res[i] for i in ids if i in res)
     return Passages(r for p in paths for r in self.db.execute(sql+' pkey=? and path=? order by id', (setting.key, p)))
 
-# %% ../nbs/02_index.ipynb #0893e761
+# %% ../nbs/02_index.ipynb #21d3b8d7
 @patch
 def _owners(self:NbIndex, ids:list)->dict:
     "The setting key and notebook of each of passages `ids`: `{id: (pkey, path)}`"
@@ -283,14 +319,14 @@ def paths_of(self:NbIndex, ids:list)->list:
     o = self._owners(ids)
     return [o[i][1] if i in o else None for i in ids]
 
-# %% ../nbs/02_index.ipynb #a23e6e8f
+# %% ../nbs/02_index.ipynb #7ce74397
 @patch
 def info(self:NbIndex, setting:PassageSetting, paths:list)->dict:
     "Title and number of passages of each of notebooks `paths`: `{path: (title, n)}`"
     d = self._docs(setting.key)
     return {p:d[p][-2:] for p in paths if p in d}
 
-# %% ../nbs/02_index.ipynb #17f42f27
+# %% ../nbs/02_index.ipynb #4c2f496f
 @patch
 def _match(self:NbIndex, q:str, max_rows:int=20_000)->str:
     "An FTS5 query for `q`'s tokens, leaving out the commonest ones when together they would match over `max_rows` passages"
@@ -306,7 +342,7 @@ def _match(self:NbIndex, q:str, max_rows:int=20_000)->str:
         keep.append(t); rows += df.get(stem.get(t), 0)
     return ' OR '.join(f'"{t}"' for t in sorted(keep, key=toks.index))
 
-# %% ../nbs/02_index.ipynb #d6fba78a
+# %% ../nbs/02_index.ipynb #698942d7
 @patch
 def lexical(
     self:NbIndex,
@@ -326,7 +362,7 @@ def lexical(
         lim *= 4
     return [i for i,_ in res[:n]], np.array([s for _,s in res[:n]], dtype='float32')
 
-# %% ../nbs/02_index.ipynb #ba9b1c3b
+# %% ../nbs/02_index.ipynb #ded83e96
 @patch
 def _embed_new(self:NbIndex, m, mkey, setting, need, have, progress=None):
     "Load or compute, then store, the embeddings of notebooks `need` into `have`"
@@ -347,7 +383,7 @@ def _embed_new(self:NbIndex, m, mkey, setting, need, have, progress=None):
         if v is not None: self.db.execute('insert or replace into embs values (?,?,?,?)', (mkey, pkey, p, v.tobytes()))
         have[p] = (ids[p], v)
 
-# %% ../nbs/02_index.ipynb #9b55f167
+# %% ../nbs/02_index.ipynb #6d7593b6
 @patch
 def embeddings(
     self:NbIndex,
