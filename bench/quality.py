@@ -33,7 +33,7 @@ def shortlist_recall(qrels, paths, root, m, index, n_nbs=30, rerank=64):
         if bi is not None:
             ids,vecs = ix.embeddings(bi, model_key(bi), st, rp)
             dense = [ids[i] for i in np.argsort(-(vecs @ embed(bi, [q])[0]))]
-        kept = {_doc_id(p, root) for p in ix.passages(st, ids=_shortlist(ix, st, rp, q, dense, n_nbs, rerank if is_cross(m) else 10**9)).paths}
+        kept = {_doc_id(p, root) for p in _shortlist(ix, st, rp, q, dense, n_nbs, rerank)[0]}
         hit += [d in kept for d,g in rel.items() if g>0]
     return float(np.mean(hit)), len(hit)
 

@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/core.html.md"""
 __all__ = ['Hit', 'Hits', 'get_index', 'setting_for', 'rank_nbs', 'ndcg', 'mrr', 'recall', 'read_qrels', 'Evaluation', 'evaluate',
            'Comparison', 'compare_models', 'get_nb_paths', 'read_nb']
 
-# %% ../nbs/03_core.ipynb #3508e930
+# %% ../nbs/03_core.ipynb #6b345da9
 import time, json, sqlite3, warnings
 import numpy as np
 from fastcore.utils import *
@@ -17,16 +17,16 @@ from .read import *
 from .models import *
 from .index import *
 
-# %% ../nbs/03_core.ipynb #63c5871d
+# %% ../nbs/03_core.ipynb #4e29ce9d
 _all_ = ['get_nb_paths', 'read_nb']
 
-# %% ../nbs/03_core.ipynb #b66bcfb7
+# %% ../nbs/03_core.ipynb #f719caea
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/03_core.ipynb #c2dae610
+# %% ../nbs/03_core.ipynb #8f18254d
 def _md_esc(s): return str(s).replace('|', '\\|').replace('\n', ' ')
 
 class Hits(L):
@@ -43,7 +43,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | [{_md_esc(h.title)}]({Path(h.path).as_posix().replace(' ', '%20')}) | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/03_core.ipynb #d5c50326
+# %% ../nbs/03_core.ipynb #b0d21960
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -51,7 +51,7 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/03_core.ipynb #535969fb
+# %% ../nbs/03_core.ipynb #2840e9b1
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -59,25 +59,26 @@ def _rrf(rankings, k=60):
         for i,o in enumerate(r): res[o] = res.get(o, 0) + 1/(k+i+1)
     return res
 
-# %% ../nbs/03_core.ipynb #02b72cc0
+# %% ../nbs/03_core.ipynb #2320b059
 def _shortlist(
     ix, st, rp, q, # The index, passage setting, notebooks (resolved) and query
     dense=None, # Dense passage ranking (ids, best first), when a bi-encoder leg is configured
     n_nbs:int=30, # Notebooks to keep
     n_passages:int=64, # Passages to keep, spread over those notebooks
-)->list: # Passage ids
-    "Stage 1: fuse the lexical and dense passage rankings, keep the best `n_nbs` notebooks and their best passages"
-    lex,_ = ix.lexical(q, st, rp, n=max(512, n_nbs*16))
-    fused = _rrf([lex] + ([dense] if dense is not None else []))
-    ids = sorted(fused, key=lambda i: -fused[i])
-    paths = ix.paths_of(ids)
-    per_nb = {}
-    for i,p in zip(ids, paths):
-        if p in per_nb or len(per_nb)<n_nbs: per_nb.setdefault(p, []).append(i)
-    each = max(n_passages//max(len(per_nb), 1), 1)
-    return [i for v in per_nb.values() for i in v[:each]]
+    depth:int=512, # Passages of each leg that stage 1 looks at
+)->tuple: # The notebooks kept, and their passages to score
+    "Stage 1: fuse the notebook rankings of the lexical and dense legs, keep the best `n_nbs` notebooks and their best passages"
+    legs = [ix.lexical(q, st, rp, n=max(depth, n_nbs*16))[0]] + ([dense[:max(depth, n_nbs*16)]] if dense is not None else [])
+    owner = dict(zip(ids := list(dict.fromkeys(i for l in legs for i in l)), ix.paths_of(ids)))
+    nbs = _rrf([list(dict.fromkeys(owner[i] for i in l)) for l in legs])
+    kept = sorted(nbs, key=lambda p: -nbs[p])[:n_nbs]
+    fused,each = _rrf(legs),max(n_passages//max(len(kept), 1), 1)
+    per_nb = {p:[] for p in kept}
+    for i in sorted(fused, key=lambda i: -fused[i]):
+        if owner[i] in per_nb and len(per_nb[owner[i]])<each: per_nb[owner[i]].append(i)
+    return kept, [i for v in per_nb.values() for i in v]
 
-# %% ../nbs/03_core.ipynb #1af22aba
+# %% ../nbs/03_core.ipynb #81484e2b
 _indexes = {}
 
 def _index_key(index): return False if index is False else Path(index or default_index_path()).expanduser().absolute()
@@ -93,7 +94,7 @@ def get_index(index=None)->NbIndex:
             _indexes[key] = NbIndex()
     return _indexes[key]
 
-# %% ../nbs/03_core.ipynb #8ead93d9
+# %% ../nbs/03_core.ipynb #57cb5144
 def _unwritable(e): return isinstance(e, sqlite3.OperationalError) and any(
     s in str(e) for s in ('readonly', 'read-only', 'disk is full', 'unable to open', 'disk I/O', 'locked'))
 
@@ -109,18 +110,18 @@ def _with_index(index, f):
         if not isinstance(index, NbIndex): _indexes[_index_key(index)] = ix
         return f(ix)
 
-# %% ../nbs/03_core.ipynb #0727d68b
+# %% ../nbs/03_core.ipynb #15a03fb4
 def setting_for(m, outputs:bool=False, max_tokens:int=128, overlap:int=32)->PassageSetting:
     "The `PassageSetting` for model `m`: its tokenizer and window (words, for BM25 alone when `m` is `None`)"
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/03_core.ipynb #14c1e438
+# %% ../nbs/03_core.ipynb #229fa39b
 def _check_args(q, k):
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {q!r}")
     if k is not None and (not isinstance(k, int) or k<1): raise ValueError(f"`k` must be a positive integer or None, not {k!r}")
 
-# %% ../nbs/03_core.ipynb #f3c0dcbf
+# %% ../nbs/03_core.ipynb #b2bbefeb
 def _score(q, m, ix, st, rp, retriever=None, n_nbs=30, rerank=64, progress=None):
     "Passages of notebooks `rp` worth scoring, and their scores by model `m` (by BM25 when `m` is `None`)"
     if m is None:
@@ -133,13 +134,15 @@ def _score(q, m, ix, st, rp, retriever=None, n_nbs=30, rerank=64, progress=None)
         s = vecs @ embed(bi, [q])[0] if len(ids) else np.zeros(0, 'float32')
         if bi is m and len({*rp})<=n_nbs: return ix.passages(st, ids=ids), s
         dense = [ids[i] for i in np.argsort(-s)]
-    if is_cross(m) and sum(n for _,n in ix.info(st, rp).values())<=rerank: ps = ix.passages(st, rp)
-    else: ps = ix.passages(st, ids=_shortlist(ix, st, rp, q, dense, n_nbs, rerank if is_cross(m) else 10**9))
-    if is_cross(m): return ps, cross_scores(m, q, ps.texts)
-    pos = {i:j for j,i in enumerate(ids)}
-    return ps, s[[pos[i] for i in ps.ids]] if len(ps) else np.zeros(0, 'float32')
+    if not is_cross(m):  # stage 2 for a bi-encoder: its scores of every passage of the kept notebooks
+        ps = ix.passages(st, _shortlist(ix, st, rp, q, dense, n_nbs)[0])
+        pos = {i:j for j,i in enumerate(ids)}
+        return ps, s[[pos[i] for i in ps.ids]] if len(ps) else np.zeros(0, 'float32')
+    if sum(n for _,n in ix.info(st, rp).values())<=rerank: ps = ix.passages(st, rp)
+    else: ps = ix.passages(st, ids=_shortlist(ix, st, rp, q, dense, n_nbs, rerank)[1])
+    return ps, cross_scores(m, q, ps.texts)
 
-# %% ../nbs/03_core.ipynb #0a7ee0a5
+# %% ../nbs/03_core.ipynb #4f2ed912
 def _hits(q, ps, scores, titles, shown):
     "One `Hit` per notebook, from its best-scoring passage, best first"
     best = {}
@@ -151,7 +154,7 @@ def _hits(q, ps, scores, titles, shown):
         res.append(Hit(shown.get(p, p), float(scores[j]), titles.get(p) or Path(p).stem, ps.cells[j][b], _snippet(ps.parts[j][b])))
     return res
 
-# %% ../nbs/03_core.ipynb #865c2a8c
+# %% ../nbs/03_core.ipynb #4c627021
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
@@ -175,7 +178,7 @@ def rank_nbs(
         return _hits(q, ps, scores, {p:t for p,(t,_) in ix.info(st, rp).items()}, dict(zip(rp, paths)))[:k]
     return _with_index(index, _search)
 
-# %% ../nbs/03_core.ipynb #0b396283
+# %% ../nbs/03_core.ipynb #32d7918a
 def ndcg(ranked:list, rel:dict, k:int=10)->float:
     "nDCG@`k` of the ids `ranked`, best first, against graded relevance `rel` (`{id: grade}`, gain `2**grade-1`)"
     dcg = sum((2**rel.get(d, 0)-1)/np.log2(i+2) for i,d in enumerate(ranked[:k]))
@@ -191,16 +194,16 @@ def recall(ranked:list, rel:dict, k:int=10)->float:
     r = [d for d,g in rel.items() if g>0]
     return len(set(ranked[:k]) & set(r))/len(r) if r else 0.
 
-# %% ../nbs/03_core.ipynb #459e2ede
+# %% ../nbs/03_core.ipynb #db7bc31e
 def read_qrels(qrels:dict|str|Path)->dict:
     "Relevance judgments `{query: {doc id: grade}}` from a dict or a JSON file, with or without a top-level `queries` key"
     if isinstance(qrels, (str, Path)): qrels = json.loads(Path(qrels).read_text(encoding='utf-8'))
     return qrels.get('queries', qrels) if isinstance(qrels.get('queries'), dict) else qrels
 
-# %% ../nbs/03_core.ipynb #f4762100
+# %% ../nbs/03_core.ipynb #970b81e3
 def _doc_id(p, root): return Path(p).resolve().relative_to(Path(root).resolve()).with_suffix('').as_posix()
 
-# %% ../nbs/03_core.ipynb #aa3f2bf0
+# %% ../nbs/03_core.ipynb #9b9c4cf6
 class Evaluation(BasicRepr):
     "Per-query and mean nDCG@k, MRR, recall@k and latency of one model"
     def __init__(self, name:str, rows:list, k:int=10): store_attr()
@@ -218,7 +221,7 @@ class Evaluation(BasicRepr):
         return (f"| {_md_esc(self.name)} | {' | '.join(self.metrics[:-1])} | latency (s) |\n|:--|{'--:|'*4}\n"
                 + '\n'.join([row(f'**mean of {len(self.rows)}**', self.mean)] + [row(r['query'], r) for r in self.rows]))
 
-# %% ../nbs/03_core.ipynb #2cd56b13
+# %% ../nbs/03_core.ipynb #4b2edef2
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def evaluate(
     qrels:dict|str|Path, # `{query: {doc id: grade}}`, or a JSON file of them; ids are notebook paths relative to `root`, without `.ipynb`
@@ -240,7 +243,7 @@ def evaluate(
         rows.append(dict(query=q, **{f'ndcg@{k}': ndcg(ids, rel, k), 'mrr': mrr(ids, rel), f'recall@{k}': recall(ids, rel, k), 'latency': dt}))
     return Evaluation(name or model_name(model), rows, k)
 
-# %% ../nbs/03_core.ipynb #62bc9826
+# %% ../nbs/03_core.ipynb #a1a5a171
 def _secs(t): return f'{t*1000:.0f} ms' if t<1 else f'{t:.1f} s'
 
 class Comparison(BasicRepr):
@@ -254,7 +257,7 @@ class Comparison(BasicRepr):
     def _metric_rows(self):
         return [[n]+[f'{e.mean[m]:.3f}' for m in e.metrics[:-1]]+[_secs(e.mean['latency'])] for n,e in zip(self.names, self.evals or [])]
 
-# %% ../nbs/03_core.ipynb #b0216cdd
+# %% ../nbs/03_core.ipynb #d298d5f9
 def _table(rows):
     "Rows of strings as aligned text"
     w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
@@ -263,7 +266,7 @@ def _table(rows):
 def _md_table(rows, align):
     return '\n'.join([f"| {' | '.join(map(_md_esc, rows[0]))} |", '|'+'|'.join(align)+'|'] + [f"| {' | '.join(map(_md_esc, r))} |" for r in rows[1:]])
 
-# %% ../nbs/03_core.ipynb #376c5247
+# %% ../nbs/03_core.ipynb #88cce19d
 @patch
 def _metric_head(self:Comparison): return ['model']+self.evals[0].metrics[:-1]+['query time']
 
@@ -283,7 +286,7 @@ def _repr_markdown_(self:Comparison):
         if (img := self._plot_md()): res.append(img)
     return '\n\n'.join(res)
 
-# %% ../nbs/03_core.ipynb #b8bce0b9
+# %% ../nbs/03_core.ipynb #5596bcc5
 @patch
 def plot(self:Comparison, ax=None):
     "Quality (nDCG@k) against query time, one point per model"
@@ -306,7 +309,7 @@ def _plot_md(self:Comparison):
     fig.savefig(buf, format='png', dpi=80, bbox_inches='tight'); plt.close(fig)
     return f"![Quality against query time](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
-# %% ../nbs/03_core.ipynb #4c83c4d9
+# %% ../nbs/03_core.ipynb #a1edfd04
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def compare_models(
     q:str, # What to look for; `None` to compare on `qrels` alone

@@ -8,13 +8,13 @@ Docs: https://nbsearch.github.io/nbsearch/read.html.md"""
 __all__ = ['max_output_chars', 'max_nb_bytes', 'max_cell_chars', 'get_nb_paths', 'Cell', 'Nb', 'headings', 'read_nb',
            'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages']
 
-# %% ../nbs/00_read.ipynb #ab785192
+# %% ../nbs/00_read.ipynb #b03ce840
 import os, re, json, warnings
 from fastcore.utils import *
 from fastcore.ansi import strip_ansi
 import fastcore.nbio as nbio
 
-# %% ../nbs/00_read.ipynb #19d9be6b
+# %% ../nbs/00_read.ipynb #b05b1ac1
 def _walk_nbs(d, skip_folder_re, skip_file_re, **kwargs):
     "Notebooks under folder `d` (symlinked folders not followed), with a warning for each folder that cannot be read"
     found = globtastic(d, symlinks=False, file_glob='*.ipynb', ret_folders=True, skip_folder_re=skip_folder_re, skip_file_re=skip_file_re, **kwargs)
@@ -22,7 +22,7 @@ def _walk_nbs(d, skip_folder_re, skip_file_re, **kwargs):
         if not os.access(f, os.R_OK|os.X_OK): warnings.warn(f"Skipped folder '{f}': permission denied", stacklevel=3)
     return found.filter(lambda o: not o.endswith('/')).map(Path)
 
-# %% ../nbs/00_read.ipynb #ea6a414f
+# %% ../nbs/00_read.ipynb #d0c5339b
 def _dedupe(paths):
     "`paths`, sorted, with each file once: a symlinked notebook counts as the file it points to"
     res,seen = L(),set()
@@ -31,7 +31,7 @@ def _dedupe(paths):
         if k not in seen: seen.add(k); res.append(p)
     return res
 
-# %% ../nbs/00_read.ipynb #ae6147f5
+# %% ../nbs/00_read.ipynb #b51e0eb9
 def get_nb_paths(
     path:str|Path|list='.', # A folder (searched recursively), a notebook, or a list of these
     recursive:bool=True, # Search subfolders?
@@ -48,31 +48,31 @@ def get_nb_paths(
         else: raise ValueError(f"Not a notebook (expected a folder or an .ipynb file): '{p}'")
     return _dedupe(res)
 
-# %% ../nbs/00_read.ipynb #dc7d8ba4
+# %% ../nbs/00_read.ipynb #a11cd358
 class Cell(BasicRepr):
     "The searchable text of one notebook cell: its index `idx` in the notebook, `cell_type`, `source` and text `outputs`"
     def __init__(self, idx:int, cell_type:str, source:str, outputs:str=''): self.idx,self.cell_type,self.source,self.outputs = idx,cell_type,source,outputs
     @property
     def text(self): return f'{self.source}\n{self.outputs}' if self.outputs else self.source
 
-# %% ../nbs/00_read.ipynb #d232541b
+# %% ../nbs/00_read.ipynb #4ba76d4d
 class Nb(BasicRepr):
     "A notebook as search sees it: its `path`, `title`, `subtitle` and text `cells`"
     def __init__(self, path:Path, title:str, cells:list, subtitle:str=''): store_attr()
     __repr__ = lambda self: f"Nb({self.title!r}, {len(self.cells)} cells, '{self.path}')"
 
-# %% ../nbs/00_read.ipynb #a1f39cae
+# %% ../nbs/00_read.ipynb #a6d11247
 _directive_re = re.compile(r'^[ \t]*#\|.*(?:\n|$)', re.M)
 _data_uri_re = re.compile(r'data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+')
 _blob_re = re.compile(r'<(script|style)\b.*?</\1\s*>', re.S|re.I)
 
 def _clean_src(c):
     "Cell source without nbdev directives, inline base64 data, or script and style blocks"
-    s = c.source if isinstance(c.source, str) else ''
+    s = c.get('source') if isinstance(c.get('source'), str) else ''
     s = _directive_re.sub('', s) if c.cell_type=='code' else _blob_re.sub('', s)
     return _data_uri_re.sub('', s).strip()
 
-# %% ../nbs/00_read.ipynb #3caeda35
+# %% ../nbs/00_read.ipynb #752927ea
 max_output_chars = 2000 # Text outputs kept per cell when `outputs=True`
 
 def _out_text(c):
@@ -84,7 +84,7 @@ def _out_text(c):
         elif o.get('output_type') in ('execute_result', 'display_data') and isinstance(d := o.get('data'), dict): res.append(nbio.join_out(d.get('text/plain', '')))
     return strip_ansi(''.join(o for o in res if isinstance(o, str))[:max_output_chars*2]).strip()[:max_output_chars]
 
-# %% ../nbs/00_read.ipynb #d4688670
+# %% ../nbs/00_read.ipynb #999c795e
 _fence_re = re.compile(r'^(```|~~~).*?^\1', re.M|re.S)
 _head_re = re.compile(r'^(#{1,6})[ \t]+(.+?)[ \t#]*$', re.M)
 
@@ -92,7 +92,7 @@ def headings(s:str)->list:
     "Markdown headings in `s` as `(level, text)` pairs, ignoring `#` lines inside fenced code"
     return [(len(h), t) for h,t in _head_re.findall(_fence_re.sub('', s))]
 
-# %% ../nbs/00_read.ipynb #e74a746f
+# %% ../nbs/00_read.ipynb #09d73296
 def _text(o): return o if isinstance(o, str) else ''.join(x for x in o if isinstance(x, str)) if isinstance(o, list) else ''
 
 def _v3_cells(js):
@@ -109,7 +109,7 @@ def _v3_cells(js):
             res.append(c)
     return res
 
-# %% ../nbs/00_read.ipynb #d6d20574
+# %% ../nbs/00_read.ipynb #6a386499
 def _fix_out(o):
     "Output `o` with only what reading outputs needs, in the types it expects"
     d = o.get('data')
@@ -130,7 +130,7 @@ def _load_nb(path):
     cells = js['cells'] if 'cells' in js else _v3_cells(js)
     return nbio.dict2nb(dict(cells=[_fix_cell(c) for c in cells if isinstance(c, dict)], metadata={}))
 
-# %% ../nbs/00_read.ipynb #8b2d6621
+# %% ../nbs/00_read.ipynb #19cd59c6
 _sub_re = re.compile(r'^>[ \t]*(\S.*?)\s*$', re.M)
 
 def _titles(cells, default):
@@ -141,7 +141,7 @@ def _titles(cells, default):
     sub = first(_sub_re.findall((c or md[0]).source)) if md else None
     return title, sub or ''
 
-# %% ../nbs/00_read.ipynb #e242fbe0
+# %% ../nbs/00_read.ipynb #5841e090
 max_nb_bytes = 128*2**20 # Larger notebook files are skipped
 max_cell_chars = 200_000 # Longer cells are cut to this many characters, with a warning
 
@@ -152,7 +152,7 @@ def _cap(cells, path):
     if long: warnings.warn(f"Notebook '{path}': cut {len(long)} cell(s) to {max_cell_chars:,} characters (cells {[c.idx for c in long]})", stacklevel=3)
     return cells
 
-# %% ../nbs/00_read.ipynb #4b48da20
+# %% ../nbs/00_read.ipynb #c5f47256
 def read_nb(
     path:str|Path, # A `.ipynb` file
     outputs:bool=False # Add the text of code cells' outputs?
@@ -167,7 +167,7 @@ def read_nb(
     title,sub = _titles(cells, Path(path).stem)
     return Nb(Path(path), title, cells, sub)
 
-# %% ../nbs/00_read.ipynb #56360125
+# %% ../nbs/00_read.ipynb #ff2de215
 def word_offsets(texts:list)->list:
     "Character offsets of the words and symbols in each of `texts`, a stand-in for a model tokenizer"
     return [[m.span() for m in re.finditer(r'\w+|[^\w\s]', t)] for t in texts]
@@ -181,7 +181,7 @@ def hf_offsets(tokenizer):
     tk.no_truncation(); tk.no_padding()
     return lambda texts: [e.offsets for e in tk.encode_batch(list(texts), add_special_tokens=False)]
 
-# %% ../nbs/00_read.ipynb #38433737
+# %% ../nbs/00_read.ipynb #28200398
 class Passage(BasicRepr):
     "A piece of notebook `path` that fits a model's window: a context line `ctx`, then `parts`, the texts of `cells`"
     def __init__(self, path, cells:list, parts:list, ctx:str=''): self.path,self.cells,self.parts,self.ctx = path,cells,parts,ctx
@@ -189,7 +189,7 @@ class Passage(BasicRepr):
     def text(self): return '\n'.join([self.ctx, *self.parts])
     __repr__ = lambda self: f"Passage({Path(self.path).name} cells {self.cells}: {truncstr(self.text, 60)!r})"
 
-# %% ../nbs/00_read.ipynb #f8d6fe93
+# %% ../nbs/00_read.ipynb #d77b32af
 def _ctx(nb, head):
     "The context line of a passage under heading `head`: the notebook's title and subtitle, and the heading"
     t = f'{nb.title}: {nb.subtitle}' if nb.subtitle else nb.title
@@ -201,19 +201,19 @@ def _windows(s, offs, n, overlap):
     step = n-overlap
     return [s[offs[i][0]:offs[min(i+n, len(offs))-1][1]] for i in range(0, max(len(offs)-overlap, 1), step)]
 
-# %% ../nbs/00_read.ipynb #773f3486
+# %% ../nbs/00_read.ipynb #2e8c000b
 def _cut(s, offs, n):
     "`s` cut to its first `n` tokens (token offsets `offs`), and its length in tokens"
     if len(offs)<=n: return s, len(offs)
     return (s[:offs[n-1][1]], n) if n>0 else ('', 0)
 
-# %% ../nbs/00_read.ipynb #f6dd366a
+# %% ../nbs/00_read.ipynb #4ba865f5
 def passage_texts(nb:Nb)->list:
     "Every text `passages` tokenizes for `nb`: its cells' texts, then the context lines its passages can have"
     heads = ['']+[h for c in nb.cells if c.cell_type=='markdown' for _,h in headings(c.source)]
     return [c.text for c in nb.cells] + list(dict.fromkeys(_ctx(nb, h) for h in heads))
 
-# %% ../nbs/00_read.ipynb #59ddd914
+# %% ../nbs/00_read.ipynb #77792bb0
 def passages(
     nb:Nb, # A notebook from `read_nb`
     tok=word_offsets, # Token offsets for a list of texts (see `hf_offsets`)
