@@ -7,7 +7,7 @@ import os, sys, json, time, shutil, signal, sqlite3, hashlib, subprocess, thread
 from pathlib import Path
 import pytest
 from fastcore.nbio import new_nb, mk_cell, write_nb
-from nbsearch.core import rank_nbs, get_nb_paths, read_nb
+from nbsearch.core import rank_nbs, get_nb_paths, read_nb, get_index
 from nbsearch.index import NbIndex, PassageSetting
 
 words = ('parallel process thread pool queue socket port server client request response cache index query token model '
@@ -242,3 +242,24 @@ print(' | '.join(str(o.message) for o in w))'''
     # the read-only index may serve the first search as it is (nothing changed); the second cannot create its file
     assert 1<=out[2].count('without saving the index')<=2, out[2]
     assert 'ro/new/index.db' in out[2]
+
+
+def test_truncated_index(tmp_path):
+    "An index file cut short (a crash, a full disk) is detected and rebuilt, with a warning, and the search answers as before"
+    c = mk_corpus(tmp_path/'c', 200)
+    ix = tmp_path/'ix.db'
+    want = [h.title for h in rank_nbs('port server', c, model=None, k=5, index=ix)]
+    get_index(ix).db.execute('pragma wal_checkpoint(truncate)')  # everything in the main file, so that cutting it loses data
+    code = f'''
+import os, warnings
+from nbsearch.core import rank_nbs
+os.truncate({str(ix)!r}, os.path.getsize({str(ix)!r})//2)
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter('always')
+    print([h.title for h in rank_nbs('port server', {str(c)!r}, model=None, k=5, index={str(ix)!r})])
+print(' '.join(str(o.message) for o in w))'''
+    r = run_py(code)
+    assert r.returncode==0, r.stderr
+    got,msgs = r.stdout.splitlines()[:2]
+    assert eval(got)==want
+    assert 'rebuilding it' in msgs
