@@ -215,7 +215,7 @@ print(' '.join(str(o.message) for o in w))''')
     assert r.returncode==0, r.stderr
     titles,msgs = r.stdout.splitlines()[:2]
     assert eval(titles)==['Open']
-    assert 'secret.ipynb' in msgs and 'Permission' in msgs and "locked/': permission denied" in msgs
+    assert 'secret.ipynb' in msgs and 'Permission' in msgs and "locked': permission denied" in msgs
 
 
 def test_readonly_cache(open_tmp):
