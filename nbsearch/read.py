@@ -8,13 +8,13 @@ Docs: https://nbsearch.github.io/nbsearch/read.html.md"""
 __all__ = ['max_output_chars', 'max_nb_bytes', 'max_cell_chars', 'get_nb_paths', 'Cell', 'Nb', 'headings', 'read_nb',
            'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages']
 
-# %% ../nbs/00_read.ipynb #e3eae590
+# %% ../nbs/00_read.ipynb #46f5b9e9
 import os, re, json, warnings
 from fastcore.utils import *
 from fastcore.ansi import strip_ansi
 import fastcore.nbio as nbio
 
-# %% ../nbs/00_read.ipynb #c3fe0bc7
+# %% ../nbs/00_read.ipynb #16ffaf13
 def _walk_nbs(d, skip_folder_re, skip_file_re, **kwargs):
     "Notebooks under folder `d` (symlinked folders not followed), with a warning for each folder that cannot be read"
     found,nbs,dirs = globtastic(d, symlinks=False, file_glob='*.ipynb', ret_folders=True, func=os.path.join,
@@ -24,7 +24,7 @@ def _walk_nbs(d, skip_folder_re, skip_file_re, **kwargs):
         if not os.access(f, os.R_OK|os.X_OK): warnings.warn(f"Skipped folder '{f}': permission denied", stacklevel=3)
     return nbs
 
-# %% ../nbs/00_read.ipynb #387c5be5
+# %% ../nbs/00_read.ipynb #93a84aca
 def _dedupe(paths):
     "`paths`, sorted, as `Path`s, with each file once: a symlinked notebook counts as the file it points to"
     res,seen = [],set()
@@ -33,7 +33,7 @@ def _dedupe(paths):
         if k not in seen: seen.add(k); res.append(p)
     return L([Path(p) for p in res])
 
-# %% ../nbs/00_read.ipynb #36311b38
+# %% ../nbs/00_read.ipynb #bc44b582
 def get_nb_paths(
     path:str|Path|list='.', # A folder (searched recursively), a notebook, or a list of these
     recursive:bool=True, # Search subfolders?
@@ -50,20 +50,20 @@ def get_nb_paths(
         else: raise ValueError(f"Not a notebook (expected a folder or an .ipynb file): '{p}'")
     return _dedupe(res)
 
-# %% ../nbs/00_read.ipynb #cc78d94c
+# %% ../nbs/00_read.ipynb #41857efa
 class Cell(BasicRepr):
     "The searchable text of one notebook cell: its index `idx` in the notebook, `cell_type`, `source` and text `outputs`"
     def __init__(self, idx:int, cell_type:str, source:str, outputs:str=''): self.idx,self.cell_type,self.source,self.outputs = idx,cell_type,source,outputs
     @property
     def text(self): return f'{self.source}\n{self.outputs}' if self.outputs else self.source
 
-# %% ../nbs/00_read.ipynb #e9566fd0
+# %% ../nbs/00_read.ipynb #dd79e866
 class Nb(BasicRepr):
     "A notebook as search sees it: its `path`, `title`, `subtitle` and text `cells`"
     def __init__(self, path:Path, title:str, cells:list, subtitle:str=''): store_attr()
     __repr__ = lambda self: f"Nb({self.title!r}, {len(self.cells)} cells, '{self.path}')"
 
-# %% ../nbs/00_read.ipynb #95f72c56
+# %% ../nbs/00_read.ipynb #7407f7ed
 _directive_re = re.compile(r'^[ \t]*#\|.*(?:\n|$)', re.M)
 _data_uri_re = re.compile(r'data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+')
 _blob_re = re.compile(r'<(script|style)\b.*?</\1\s*>', re.S|re.I)
@@ -74,7 +74,7 @@ def _clean_src(c):
     s = _directive_re.sub('', s) if c.cell_type=='code' else _blob_re.sub('', s)
     return _data_uri_re.sub('', s).strip()
 
-# %% ../nbs/00_read.ipynb #96e7cf8f
+# %% ../nbs/00_read.ipynb #eb2326f8
 max_output_chars = 2000 # Text outputs kept per cell when `outputs=True`
 
 def _out_text(c):
@@ -86,7 +86,7 @@ def _out_text(c):
         elif o.get('output_type') in ('execute_result', 'display_data') and isinstance(d := o.get('data'), dict): res.append(nbio.join_out(d.get('text/plain', '')))
     return strip_ansi(''.join(o for o in res if isinstance(o, str))[:max_output_chars*2]).strip()[:max_output_chars]
 
-# %% ../nbs/00_read.ipynb #3e2dd076
+# %% ../nbs/00_read.ipynb #133b4064
 _fence_re = re.compile(r'^(```|~~~).*?^\1', re.M|re.S)
 _head_re = re.compile(r'^(#{1,6})[ \t]+(.+?)[ \t#]*$', re.M)
 
@@ -94,7 +94,7 @@ def headings(s:str)->list:
     "Markdown headings in `s` as `(level, text)` pairs, ignoring `#` lines inside fenced code"
     return [(len(h), t) for h,t in _head_re.findall(_fence_re.sub('', s))]
 
-# %% ../nbs/00_read.ipynb #ade11818
+# %% ../nbs/00_read.ipynb #a291ca12
 def _text(o): return o if isinstance(o, str) else ''.join(x for x in o if isinstance(x, str)) if isinstance(o, list) else ''
 
 def _v3_cells(js):
@@ -111,7 +111,7 @@ def _v3_cells(js):
             res.append(c)
     return res
 
-# %% ../nbs/00_read.ipynb #ff774f74
+# %% ../nbs/00_read.ipynb #8c449d27
 def _fix_out(o):
     "Output `o` with only what reading outputs needs, in the types it expects"
     d = o.get('data')
@@ -132,7 +132,7 @@ def _load_nb(path):
     cells = js['cells'] if 'cells' in js else _v3_cells(js)
     return nbio.dict2nb(dict(cells=[_fix_cell(c) for c in cells if isinstance(c, dict)], metadata={}))
 
-# %% ../nbs/00_read.ipynb #4de5fe03
+# %% ../nbs/00_read.ipynb #fcb6a1ee
 _sub_re = re.compile(r'^>[ \t]*(\S.*?)\s*$', re.M)
 
 def _titles(cells, default):
@@ -143,7 +143,7 @@ def _titles(cells, default):
     sub = first(_sub_re.findall((c or md[0]).source)) if md else None
     return title, sub or ''
 
-# %% ../nbs/00_read.ipynb #0dd1ea8d
+# %% ../nbs/00_read.ipynb #49f89a16
 max_nb_bytes = 128*2**20 # Larger notebook files are skipped
 max_cell_chars = 200_000 # Longer cells are cut to this many characters, with a warning
 
@@ -154,7 +154,7 @@ def _cap(cells, path):
     if long: warnings.warn(f"Notebook '{path}': cut {len(long)} cell(s) to {max_cell_chars:,} characters (cells {[c.idx for c in long]})", stacklevel=3)
     return cells
 
-# %% ../nbs/00_read.ipynb #bbd8c5e7
+# %% ../nbs/00_read.ipynb #7bf1f824
 def read_nb(
     path:str|Path, # A `.ipynb` file
     outputs:bool=False # Add the text of code cells' outputs?
@@ -169,7 +169,7 @@ def read_nb(
     title,sub = _titles(cells, Path(path).stem)
     return Nb(Path(path), title, cells, sub)
 
-# %% ../nbs/00_read.ipynb #d29165e9
+# %% ../nbs/00_read.ipynb #ff73bbed
 def word_offsets(texts:list)->list:
     "Character offsets of the words and symbols in each of `texts`, a stand-in for a model tokenizer"
     return [[m.span() for m in re.finditer(r'\w+|[^\w\s]', t)] for t in texts]
@@ -183,7 +183,7 @@ def hf_offsets(tokenizer):
     tk.no_truncation(); tk.no_padding()
     return lambda texts: [e.offsets for e in tk.encode_batch(list(texts), add_special_tokens=False)]
 
-# %% ../nbs/00_read.ipynb #b2e7d64e
+# %% ../nbs/00_read.ipynb #e90a125c
 class Passage(BasicRepr):
     "A piece of notebook `path` that fits a model's window: a context line `ctx`, then `parts`, the texts of `cells`"
     def __init__(self, path, cells:list, parts:list, ctx:str=''): self.path,self.cells,self.parts,self.ctx = path,cells,parts,ctx
@@ -191,7 +191,7 @@ class Passage(BasicRepr):
     def text(self): return '\n'.join([self.ctx, *self.parts])
     __repr__ = lambda self: f"Passage({Path(self.path).name} cells {self.cells}: {truncstr(self.text, 60)!r})"
 
-# %% ../nbs/00_read.ipynb #6b66fb2f
+# %% ../nbs/00_read.ipynb #98e579bf
 def _ctx(nb, head):
     "The context line of a passage under heading `head`: the notebook's title and subtitle, and the heading"
     t = f'{nb.title}: {nb.subtitle}' if nb.subtitle else nb.title
@@ -203,19 +203,19 @@ def _windows(s, offs, n, overlap):
     step = n-overlap
     return [s[offs[i][0]:offs[min(i+n, len(offs))-1][1]] for i in range(0, max(len(offs)-overlap, 1), step)]
 
-# %% ../nbs/00_read.ipynb #cd0804b8
+# %% ../nbs/00_read.ipynb #e1c53e54
 def _cut(s, offs, n):
     "`s` cut to its first `n` tokens (token offsets `offs`), and its length in tokens"
     if len(offs)<=n: return s, len(offs)
     return (s[:offs[n-1][1]], n) if n>0 else ('', 0)
 
-# %% ../nbs/00_read.ipynb #bdd48687
+# %% ../nbs/00_read.ipynb #385f2776
 def passage_texts(nb:Nb)->list:
     "Every text `passages` tokenizes for `nb`: its cells' texts, then the context lines its passages can have"
     heads = ['']+[h for c in nb.cells if c.cell_type=='markdown' for _,h in headings(c.source)]
     return [c.text for c in nb.cells] + list(dict.fromkeys(_ctx(nb, h) for h in heads))
 
-# %% ../nbs/00_read.ipynb #8a838de3
+# %% ../nbs/00_read.ipynb #b842c201
 def passages(
     nb:Nb, # A notebook from `read_nb`
     tok=word_offsets, # Token offsets for a list of texts (see `hf_offsets`)
