@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/index.html.md"""
 __all__ = ['stop_words', 'schema_version', 'PassageSetting', 'code_tokens', 'lex_text', 'default_index_path', 'NbIndex',
            'Passages']
 
-# %% ../nbs/02_index.ipynb #2b271aa1
+# %% ../nbs/02_index.ipynb #6fda790e
 import os, re, sys, sqlite3, hashlib, warnings, threading, functools
 from contextlib import contextmanager
 import numpy as np
@@ -16,7 +16,7 @@ from fastcore.utils import *
 from fastcore.xdg import xdg_cache_home
 from .read import *
 
-# %% ../nbs/02_index.ipynb #7c81cc1e
+# %% ../nbs/02_index.ipynb #47c7fe5a
 def _primed(tok, texts):
     "`tok`, with `texts` tokenized ahead in one batch"
     texts = list(dict.fromkeys(texts))
@@ -27,7 +27,7 @@ def _primed(tok, texts):
         return [have[t] for t in ts]
     return _f
 
-# %% ../nbs/02_index.ipynb #b184f0e2
+# %% ../nbs/02_index.ipynb #0961790c
 class PassageSetting(BasicRepr):
     "How notebooks are cut into passages: the tokenizer (`tok`, fingerprinted by `tok_key`), `max_tokens`, `overlap` and `outputs`"
     def __init__(self, tok=word_offsets, tok_key='words', max_tokens:int=128, overlap:int=32, outputs:bool=False): store_attr()
@@ -40,7 +40,7 @@ class PassageSetting(BasicRepr):
         return [passages(nb, tok, self.max_tokens, self.overlap) for nb in nbs]
     def __call__(self, path): return self.cut([self.read(path)])[0]
 
-# %% ../nbs/02_index.ipynb #aac22566
+# %% ../nbs/02_index.ipynb #e9160141
 _word_re = re.compile(r'[^\W\d_]*\d*[\w]*(?:\.[^\W\d]\w*)*', re.U)
 _part_re = re.compile(r'[A-Z]+(?![a-z])\d*|[A-Z]?[a-z]+\d*|[^\W_]+', re.U)
 
@@ -55,7 +55,7 @@ def code_tokens(s:str)->list:
             if len(parts := _part_re.findall(seg))>1: res += [o.lower() for o in parts]
     return [o for o in res if o]
 
-# %% ../nbs/02_index.ipynb #84b69734
+# %% ../nbs/02_index.ipynb #c6229551
 _name_re = re.compile(r'\w+(?:\.\w+)*')
 def _compound(w): return '_' in w or '.' in w or not (w.islower() or w.isupper() or w.istitle() or w.isdigit())
 
@@ -66,7 +66,7 @@ def lex_text(s:str)->str:
     "The text FTS5 indexes for passage text `s`: `s`, then the parts of its compound names (see `code_tokens`)"
     return s + '\n' + ' '.join(filter(None, (_compound_tokens(w) for w in _name_re.findall(s) if _compound(w))))
 
-# %% ../nbs/02_index.ipynb #5bdde588
+# %% ../nbs/02_index.ipynb #cdcfbef2
 stop_words = set('a an and are as at be by can do does for from how i in is it my of on or so that the this to what when where which who why with you'.split())
 
 def _query_tokens(q):
@@ -74,7 +74,7 @@ def _query_tokens(q):
     toks = list(dict.fromkeys(code_tokens(q)))
     return [t for t in toks if t not in stop_words] or toks
 
-# %% ../nbs/02_index.ipynb #495ec740
+# %% ../nbs/02_index.ipynb #0f7cffee
 _schema = '''
 create table if not exists meta (k text primary key, v text);
 create table if not exists docs (pkey text, path text, size int, mtime int, ctime int, hash text, title text, n int, err text, primary key (pkey, path));
@@ -91,12 +91,12 @@ create virtual table temp.qvocab using fts5vocab (temp, 'qtok', 'instance');
 create virtual table temp.lexvocab using fts5vocab (main, 'lex', 'row');
 '''
 
-# %% ../nbs/02_index.ipynb #9f9bdb39
+# %% ../nbs/02_index.ipynb #959ebf12
 def default_index_path()->Path:
     "Where the index lives unless told otherwise: `nbsearch/index.db` under the user's cache directory"
     return xdg_cache_home()/'nbsearch'/'index.db'
 
-# %% ../nbs/02_index.ipynb #a1781939
+# %% ../nbs/02_index.ipynb #22400869
 class NbIndex:
     "Passages, a lexical index and embeddings of notebooks, in SQLite at `path` (`None` keeps them in memory)"
     def __init__(self, path:str|Path=None):
@@ -106,7 +106,7 @@ class NbIndex:
 
     def __repr__(self): return f"NbIndex({str(self.path) if self.path else 'in memory'})"
 
-# %% ../nbs/02_index.ipynb #a754d2e0
+# %% ../nbs/02_index.ipynb #1641efdd
 @patch
 def _connect(self:NbIndex):
     "Connect to the database, create its tables, and check that this version of nbsearch wrote it"
@@ -121,7 +121,7 @@ def _connect(self:NbIndex):
     except BaseException: db.close(); raise
     return db
 
-# %% ../nbs/02_index.ipynb #47e66de9
+# %% ../nbs/02_index.ipynb #177be13e
 @patch
 def _open(self:NbIndex):
     "The database connection; an index file that cannot be used is rebuilt, with a warning"
@@ -132,7 +132,7 @@ def _open(self:NbIndex):
         self._remove()
         return self._connect()
 
-# %% ../nbs/02_index.ipynb #786ada1e
+# %% ../nbs/02_index.ipynb #a482e98b
 def _corrupt(e): return any(s in str(e) for s in ('not a database', 'malformed', 'another version', 'no such table', 'no such column', 'corrupt'))
 
 @patch
@@ -140,7 +140,7 @@ def _remove(self:NbIndex):
     "Delete the index file and its write-ahead log"
     for s in ('', '-wal', '-shm'): Path(f'{self.path}{s}').unlink(missing_ok=True)
 
-# %% ../nbs/02_index.ipynb #afda4b9a
+# %% ../nbs/02_index.ipynb #e272e97a
 @patch
 def reset(self:NbIndex, why:str=''):
     "Start the index afresh: for an index file found corrupt while in use"
@@ -152,7 +152,7 @@ def reset(self:NbIndex, why:str=''):
         self._embs.clear(); self._docs_cache.clear()
         self.db = self._connect()
 
-# %% ../nbs/02_index.ipynb #af9b0cd4
+# %% ../nbs/02_index.ipynb #9462ceef
 def _stat(p):
     "Size, modification and change times of file `p` (of the link itself, for a broken link), or `None` if it is gone"
     try: st = os.stat(p)
@@ -163,7 +163,7 @@ def _stat(p):
 
 def _hash(p): return hashlib.sha1(Path(p).read_bytes()).hexdigest()
 
-# %% ../nbs/02_index.ipynb #9534c524
+# %% ../nbs/02_index.ipynb #4733ad6e
 @patch
 def _docs(self:NbIndex, pkey):
     "What the index holds of each notebook under setting `pkey`: `{path: (size, mtime, ctime, hash, err, title, n)}`, cached"
@@ -171,7 +171,7 @@ def _docs(self:NbIndex, pkey):
         self._docs_cache[pkey] = {r[0]:r[1:] for r in self.db.execute('select path,size,mtime,ctime,hash,err,title,n from docs where pkey=?', (pkey,))}
     return self._docs_cache[pkey]
 
-# %% ../nbs/02_index.ipynb #c748c24e
+# %% ../nbs/02_index.ipynb #79004950
 @patch
 def _drop(self:NbIndex, pkey, paths):
     "Forget notebooks `paths` under setting `pkey`: their passages, lexical entries and embeddings"
@@ -179,7 +179,7 @@ def _drop(self:NbIndex, pkey, paths):
     self.db.executemany('delete from lex where rowid in (select id from passages where pkey=? and path=?)', args)
     for t in ('passages', 'embs', 'docs'): self.db.executemany(f'delete from {t} where pkey=? and path=?', args)
 
-# %% ../nbs/02_index.ipynb #07013dff
+# %% ../nbs/02_index.ipynb #b8f7b99a
 @patch
 def _add(self:NbIndex, pkey, path, stat, h, title='', ps=None, err=None):
     "Store notebook `path`'s passages `ps` (or the error `err` that kept it from being read), in a write transaction"
@@ -191,7 +191,7 @@ def _add(self:NbIndex, pkey, path, stat, h, title='', ps=None, err=None):
                         [(j, pkey, path, ' '.join(map(str, p.cells)), p.ctx, '\x1e'.join(p.parts)) for j,p in ps])
     self.db.executemany('insert into lex (rowid, toks) values (?,?)', [(j, lex_text(p.text)) for j,p in ps])
 
-# %% ../nbs/02_index.ipynb #c1b27952
+# %% ../nbs/02_index.ipynb #644f4b5f
 def _err(e): return f'{type(e).__name__}: {e}'
 
 def _read(setting, todo):
@@ -208,7 +208,7 @@ def _read(setting, todo):
             except Exception as e: errs[p] = _err(e)
     return [(p, st, h, nbs[p].title if p in cut else '', cut.get(p), errs.get(p)) for p,st,h in todo]
 
-# %% ../nbs/02_index.ipynb #15a7137b
+# %% ../nbs/02_index.ipynb #9e925ad7
 @patch
 def sync(
     self:NbIndex,
@@ -230,7 +230,7 @@ def sync(
         self._warn_errs(setting.key, paths)
     return paths
 
-# %% ../nbs/02_index.ipynb #1150a2cb
+# %% ../nbs/02_index.ipynb #1d1356f3
 @patch
 def _stale(self:NbIndex, docs, paths):
     "Notebooks the index holds in the folder that `paths` share, that are not among them and no longer exist"
@@ -239,14 +239,14 @@ def _stale(self:NbIndex, docs, paths):
     top = top if os.path.isdir(top) else os.path.dirname(top)
     return [(p, None) for p in docs if p not in ps and p.startswith(top+os.sep) and _stat(p) is None]
 
-# %% ../nbs/02_index.ipynb #4b2b545e
+# %% ../nbs/02_index.ipynb #5f56ac0f
 def _bar(total, desc, unit, progress):
     "A progress bar on stderr, shown after 2 seconds, by default only on a terminal"
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
-# %% ../nbs/02_index.ipynb #3a10fdc0
+# %% ../nbs/02_index.ipynb #0d0c1d8f
 @patch
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
@@ -270,7 +270,7 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
         bar.update(len(c))
     bar.close()
 
-# %% ../nbs/02_index.ipynb #bae6207b
+# %% ../nbs/02_index.ipynb #30553f16
 @patch
 @contextmanager
 def _write(self:NbIndex):
@@ -282,7 +282,7 @@ def _write(self:NbIndex):
         raise
     else: self.db.execute('commit')
 
-# %% ../nbs/02_index.ipynb #fe4e4b37
+# %% ../nbs/02_index.ipynb #10db39c0
 @patch
 def _warn_errs(self:NbIndex, pkey, paths):
     "Warn about each notebook in `paths` that could not be read, once per process"
@@ -292,7 +292,7 @@ def _warn_errs(self:NbIndex, pkey, paths):
             warnings.warn(f"Skipped notebook '{p}': {e}", stacklevel=3)
             self._warned.add(p)
 
-# %% ../nbs/02_index.ipynb #f15a2a60
+# %% ../nbs/02_index.ipynb #9580ff7f
 class Passages(BasicRepr):
     "Passages fetched from the index: parallel lists of `ids`, `paths`, `cells`, `ctxs` and `parts` (each passage's cell texts)"
     def __init__(self, rows):
@@ -304,7 +304,7 @@ class Passages(BasicRepr):
     def texts(self): return ['\n'.join([c, *p]) for c,p in zip(self.ctxs, self.parts)]
     __repr__ = lambda self: f'Passages({len(self)})'
 
-# %% ../nbs/02_index.ipynb #e8f24890
+# %% ../nbs/02_index.ipynb #953ed8c4
 @patch
 def passages(self:NbIndex, setting:PassageSetting, paths:list=(), ids:list=None)->Passages:
     "Passages under `setting` of notebooks `paths` (resolved, as `sync` returns them), or those with `ids`, in that order"
@@ -314,7 +314,7 @@ def passages(self:NbIndex, setting:PassageSetting, paths:list=(), ids:list=None)
         return Passages(res[i] for i in ids if i in res)
     return Passages(r for p in paths for r in self.db.execute(sql+' pkey=? and path=? order by id', (setting.key, p)))
 
-# %% ../nbs/02_index.ipynb #a8f6cf6f
+# %% ../nbs/02_index.ipynb #4f5e0960
 @patch
 def _owners(self:NbIndex, ids:list)->dict:
     "The setting key and notebook of each of passages `ids`: `{id: (pkey, path)}`"
@@ -326,14 +326,14 @@ def paths_of(self:NbIndex, ids:list)->list:
     o = self._owners(ids)
     return [o[i][1] if i in o else None for i in ids]
 
-# %% ../nbs/02_index.ipynb #914169eb
+# %% ../nbs/02_index.ipynb #efb995d6
 @patch
 def info(self:NbIndex, setting:PassageSetting, paths:list)->dict:
     "Title and number of passages of each of notebooks `paths`: `{path: (title, n)}`"
     d = self._docs(setting.key)
     return {p:d[p][-2:] for p in paths if p in d}
 
-# %% ../nbs/02_index.ipynb #f978a3ab
+# %% ../nbs/02_index.ipynb #28d9822f
 @patch
 def _match(self:NbIndex, q:str, max_rows:int=20_000)->str:
     "An FTS5 query for `q`'s tokens, leaving out the commonest ones when together they would match over `max_rows` passages"
@@ -349,7 +349,7 @@ def _match(self:NbIndex, q:str, max_rows:int=20_000)->str:
         keep.append(t); rows += df.get(stem.get(t), 0)
     return ' OR '.join(f'"{t}"' for t in sorted(keep, key=toks.index))
 
-# %% ../nbs/02_index.ipynb #afbb072c
+# %% ../nbs/02_index.ipynb #0f5aac50
 @patch
 def lexical(
     self:NbIndex,
@@ -369,7 +369,7 @@ def lexical(
         lim *= 4
     return [i for i,_ in res[:n]], np.array([s for _,s in res[:n]], dtype='float32')
 
-# %% ../nbs/02_index.ipynb #bfa31f18
+# %% ../nbs/02_index.ipynb #2d01f822
 @patch
 def _ids(self:NbIndex, pkey, p): return [i for i, in self.db.execute('select id from passages where pkey=? and path=? order by id', (pkey, p))]
 
@@ -377,7 +377,7 @@ def _ids(self:NbIndex, pkey, p): return [i for i, in self.db.execute('select id 
 def _embed_new(self:NbIndex, m, mkey, setting, need, have, progress=None):
     "Load or compute, then store, the embeddings of notebooks `need` into `have`"
     from nbsearch.models import embed
-    pkey,dim = setting.key,m.get_sentence_embedding_dimension()
+    pkey,dim = setting.key,(getattr(m, 'get_embedding_dimension', None) or m.get_sentence_embedding_dimension)()
     ids = {p:self._ids(pkey, p) for p in need}
     for p in need:
         v = self.db.execute('select vecs from embs where mkey=? and pkey=? and path=?', (mkey, pkey, p)).fetchone()
@@ -395,7 +395,7 @@ def _embed_new(self:NbIndex, m, mkey, setting, need, have, progress=None):
             if len(v): self.db.execute('insert or replace into embs values (?,?,?,?)', (mkey, pkey, p, v.tobytes()))
             have[p] = (ids[p], v if len(v) else None)
 
-# %% ../nbs/02_index.ipynb #d5e785b1
+# %% ../nbs/02_index.ipynb #b119330f
 @patch
 def embeddings(
     self:NbIndex,
