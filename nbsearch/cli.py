@@ -7,7 +7,7 @@ Docs: https://nbsearch.github.io/nbsearch/cli.html.md"""
 # %% auto #0
 __all__ = ['cli_model', 'highlight', 'fmt_hits', 'hits_json', 'nbsearch', 'nbsearch_eval']
 
-# %% ../nbs/04_cli.ipynb #ddce8169
+# %% ../nbs/04_cli.ipynb #a7d9ad77
 import sys, re, json
 from typing import Annotated
 from fastcore.utils import *
@@ -18,7 +18,7 @@ from .core import compare_models, evaluate, _check_args
 from .models import *
 from .index import code_tokens, stop_words
 
-# %% ../nbs/04_cli.ipynb #33175969
+# %% ../nbs/04_cli.ipynb #b4d5dd76
 def _say(msg): print(f'nbsearch: {msg}', file=sys.stderr)
 
 def cli_model(
@@ -35,7 +35,7 @@ def cli_model(
     _say(f"{default_model} {cause}; searching with {alt}")
     return load_model(fb) if fb else None
 
-# %% ../nbs/04_cli.ipynb #fc008726
+# %% ../nbs/04_cli.ipynb #d0280ab6
 def highlight(s:str, q:str)->str:
     "`s` with the words of query `q` in bold red, for a terminal"
     qt = set(code_tokens(q)) - stop_words
@@ -44,7 +44,7 @@ def highlight(s:str, q:str)->str:
         return str(S.bold.red(m.group())) if w in qt or any(len(t)>3 and w.startswith(t) for t in qt) else m.group()
     return re.sub(r'\w+', _hl, s)
 
-# %% ../nbs/04_cli.ipynb #d970071f
+# %% ../nbs/04_cli.ipynb #890011e5
 def fmt_hits(hits:Hits, q:str, color:bool=False)->str:
     "Hits as text: rank, score, title and `path:cell`, then a one-line snippet (query words highlighted when `color`)"
     res = []
@@ -54,12 +54,12 @@ def fmt_hits(hits:Hits, q:str, color:bool=False)->str:
         res += [f'{i:>2}. {h.score:7.3f}  {title}  {h.path}:{h.cell}', f'    {snip}']
     return '\n'.join(res)
 
-# %% ../nbs/04_cli.ipynb #aa742e54
+# %% ../nbs/04_cli.ipynb #1b35a3e4
 def hits_json(hits:Hits)->str:
     "Hits as a JSON list of `path`, `score`, `title`, `cell` and `snippet`, for scripts"
     return json.dumps([dict(path=str(h.path), score=h.score, title=h.title, cell=h.cell, snippet=h.snippet) for h in hits], indent=1, ensure_ascii=False)
 
-# %% ../nbs/04_cli.ipynb #f6e41ca4
+# %% ../nbs/04_cli.ipynb #d00f39d8
 def _index(index): return False if index in ('memory', 'none', 'false') else index
 
 def _fail(e):
@@ -67,7 +67,7 @@ def _fail(e):
     _say(f'error: {e}')
     return 2
 
-# %% ../nbs/04_cli.ipynb #9a405959
+# %% ../nbs/04_cli.ipynb #0b800b6b
 @call_parse(pos=['path'])
 def nbsearch(
     q:str, # What to look for, in quotes: a few words or a question
@@ -88,7 +88,7 @@ def nbsearch(
     if not is_cli(nbsearch): return hits
     print(hits_json(hits) if json else fmt_hits(hits, q, color=sys.stdout.isatty()) or 'No notebooks matched.')
 
-# %% ../nbs/04_cli.ipynb #1717f037
+# %% ../nbs/04_cli.ipynb #2b1ec8e4
 @call_parse(pos=['path'])
 def nbsearch_eval(
     qrels:str, # JSON file of judgments: {query: {notebook path relative to `path`, without .ipynb: grade}}
