@@ -9,20 +9,40 @@ __all__ = ['max_output_chars', 'max_nb_bytes', 'max_cell_chars', 'get_nb_paths',
            'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages']
 
 # %% ../nbs/00_read.ipynb #46f5b9e9
-import os, re, json, warnings
+import os, re, json, stat, bisect, warnings
 from fastcore.utils import *
 from fastcore.ansi import strip_ansi
 import fastcore.nbio as nbio
 
 # %% ../nbs/00_read.ipynb #16ffaf13
-def _walk_nbs(d, skip_folder_re, skip_file_re, **kwargs):
-    "Notebooks under folder `d` (symlinked folders not followed), with a warning for each folder that cannot be read"
-    found,nbs,dirs = globtastic(d, symlinks=False, file_glob='*.ipynb', ret_folders=True, func=os.path.join,
-                                skip_folder_re=skip_folder_re, skip_file_re=skip_file_re, **kwargs),[],[str(d)]
-    for o in found: (nbs if o.endswith('.ipynb') else dirs).append(o)
-    for f in dirs:
-        if not os.access(f, os.R_OK|os.X_OK): warnings.warn(f"Skipped folder '{f}': permission denied", stacklevel=3)
-    return nbs
+def _walk_nbs(d, exts, skip_folder_re, skip_file_re, recursive=True):
+    "Files ending in `exts` under folder `d`, walked with a stack (any depth), symlinked folders not followed"
+    res,todo = [],[str(d)]
+    while todo:
+        f = todo.pop()
+        try: es = sorted(os.scandir(f), key=lambda e: e.name)
+        except OSError as e: warnings.warn(f"Skipped folder '{f}': {(e.strerror or str(e)).lower()}", stacklevel=3); continue
+        for e in es:
+            if e.is_dir(follow_symlinks=False):
+                if recursive and not (skip_folder_re and re.search(skip_folder_re, e.name)): todo.append(e.path)
+            elif e.name.endswith(exts) and not (skip_file_re and re.search(skip_file_re, e.name)): res.append(e.path)
+    return res
+
+# %% ../nbs/00_read.ipynb #5cf7b985
+def _not_file(p)->str|None:
+    "Why `p` is not a regular file (links followed), or `None` when it is; `os.stat` never opens it"
+    try: m = os.stat(p).st_mode
+    except (OSError, ValueError) as e: return 'broken symbolic link' if os.path.islink(p) else (getattr(e, 'strerror', None) or str(e)).lower()
+    if stat.S_ISREG(m): return None
+    return 'folder' if stat.S_ISDIR(m) else 'FIFO' if stat.S_ISFIFO(m) else 'socket' if stat.S_ISSOCK(m) else 'device' if stat.S_ISCHR(m) or stat.S_ISBLK(m) else 'special file'
+
+def _regular(paths):
+    "The regular files among `paths`, with one warning naming the others and what they are"
+    res,odd = [],[]
+    for p in paths: (odd.append(f'{str(p)!r} ({why})') if (why := _not_file(p)) else res.append(p))
+    more = f' and {len(odd)-10} more' if len(odd)>10 else ''
+    if odd: warnings.warn(f"Skipped {len(odd)} path(s) that are not regular files: {', '.join(odd[:10])}{more}", stacklevel=3)
+    return res
 
 # %% ../nbs/00_read.ipynb #93a84aca
 def _dedupe(paths):
@@ -39,15 +59,15 @@ def get_nb_paths(
     recursive:bool=True, # Search subfolders?
     skip_folder_re:str='^[_.]', # Skip folders matching this, as nbdev's `nbglob` does (hidden, `_`, `.ipynb_checkpoints`)
     skip_file_re:str='^[_.]', # Skip notebooks whose names match this, as `nbglob` does
-    **kwargs # Passed to `globtastic`
 )->L: # Sorted paths of notebooks, each file once
     "The notebooks in `path`, found the way nbdev's `nbglob` finds them"
     res = []
     for p in L(path).map(lambda o: Path(o).expanduser()):
         if not p.exists(): raise FileNotFoundError(f"No such notebook or folder: '{p}'")
-        if p.is_dir(): res += _walk_nbs(p, skip_folder_re, skip_file_re, recursive=recursive, **kwargs)
-        elif p.suffix=='.ipynb': res.append(p)
-        else: raise ValueError(f"Not a notebook (expected a folder or an .ipynb file): '{p}'")
+        if p.is_dir(): res += _regular(_walk_nbs(p, '.ipynb', skip_folder_re, skip_file_re, recursive))
+        elif p.suffix!='.ipynb': raise ValueError(f"Not a notebook (expected a folder or an .ipynb file): '{p}'")
+        elif why := _not_file(p): raise ValueError(f"Not a regular file ({why}; only regular files are read): '{p}'")
+        else: res.append(p)
     return _dedupe(res)
 
 # %% ../nbs/00_read.ipynb #41857efa
@@ -124,9 +144,8 @@ def _fix_cell(c):
     return dict(cell_type=str(c.get('cell_type')), source=_text(c.get('source')), metadata={},
                 outputs=[_fix_out(o) for o in outs if isinstance(o, dict)] if isinstance(outs, list) else [])
 
-def _load_nb(path):
-    "A notebook from `path`, repairing what `fastcore.nbio.read_nb` cannot take: nbformat 3, odd sources, odd cells"
-    js = json.loads(Path(path).read_text(encoding='utf-8'))
+def _load_nb(js):
+    "A notebook from JSON `js`, repairing what `fastcore.nbio.dict2nb` cannot take: nbformat 3, odd sources, odd cells"
     if not isinstance(js, dict) or not isinstance(js.get('cells', js.get('worksheets')), list):
         raise ValueError(f"not a notebook: the JSON has no list of cells")
     cells = js['cells'] if 'cells' in js else _v3_cells(js)
@@ -154,15 +173,38 @@ def _cap(cells, path):
     if long: warnings.warn(f"Notebook '{path}': cut {len(long)} cell(s) to {max_cell_chars:,} characters (cells {[c.idx for c in long]})", stacklevel=3)
     return cells
 
+# %% ../nbs/00_read.ipynb #27d18749
+def _check_file(st):
+    "Refuse, from its `os.stat` result `st`, a file that is not regular or is over `max_nb_bytes`"
+    if not stat.S_ISREG(st.st_mode): raise ValueError('not a regular file (a FIFO, device, socket or folder is never read)')
+    if st.st_size>max_nb_bytes: raise ValueError(f'{st.st_size/2**20:.0f} MB is over the {max_nb_bytes/2**20:.0f} MB limit (`max_nb_bytes`)')
+
+def _read(path)->tuple:
+    "The text of file `path` and its `os.stat`, checked before it is opened and read to at most `max_nb_bytes`"
+    _check_file(st := os.stat(path))
+    with open(os.open(path, os.O_RDONLY|getattr(os, 'O_NONBLOCK', 0)|getattr(os, 'O_BINARY', 0)), 'rb') as f:
+        _check_file(os.fstat(f.fileno()))  # the path may have changed since `os.stat`
+        b = f.read(max_nb_bytes+1)
+    if len(b)>max_nb_bytes: raise ValueError(f'the file grew over the {max_nb_bytes/2**20:.0f} MB limit (`max_nb_bytes`) while it was read')
+    try: return b.decode('utf-8-sig'), st
+    except UnicodeDecodeError: warnings.warn(f"Notebook '{path}': bytes that are not UTF-8 were replaced by U+FFFD", stacklevel=3)
+    return b.decode('utf-8-sig', errors='replace'), st
+
 # %% ../nbs/00_read.ipynb #7bf1f824
+def _parse_ipynb(text):
+    "A notebook from JSON `text`: `fastcore.nbio` for well-formed files, `_load_nb` for the rest"
+    try: js = json.loads(text)
+    except RecursionError: raise ValueError('not a notebook: the JSON is nested too deeply') from None
+    try: return nbio.dict2nb(js)
+    except (TypeError, KeyError, AttributeError, ValueError): return _load_nb(js)
+
 def read_nb(
     path:str|Path, # A `.ipynb` file
     outputs:bool=False # Add the text of code cells' outputs?
 )->Nb:
     "Notebook `path` as search sees it: a title, and its markdown and code cells as clean text"
-    if (n := os.path.getsize(path))>max_nb_bytes: raise ValueError(f'{n/2**20:.0f} MB is over the {max_nb_bytes/2**20:.0f} MB limit (`max_nb_bytes`)')
-    try: nb = nbio.read_nb(path)
-    except (TypeError, KeyError, AttributeError, ValueError): nb = _load_nb(path)
+    text,st = _read(Path(path).expanduser())
+    nb = _parse_ipynb(text)
     cells = [Cell(c.idx_, c.cell_type, _clean_src(c), _out_text(c) if outputs and c.cell_type=='code' else '')
              for c in nb.cells if c.get('cell_type') in ('markdown', 'code')]
     cells = _cap([c for c in cells if c.source or c.outputs], path)
