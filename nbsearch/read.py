@@ -86,12 +86,23 @@ class Nb(BasicRepr):
 # %% ../nbs/00_read.ipynb #7407f7ed
 _directive_re = re.compile(r'^[ \t]*#\|.*(?:\n|$)', re.M)
 _data_uri_re = re.compile(r'data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+')
-_blob_re = re.compile(r'<(script|style)\b.*?</\1\s*>', re.S|re.I)
+_tag_re = re.compile(r'<(script|style)\b|</(script|style)\s*>', re.I)
 
+def _drop_blobs(s):
+    "`s` without `<script>` and `<style>` blocks, each from its opening tag to the next closing tag of its kind"
+    tags = [(m.start(), m.end(), len(m[1] or m[2]), bool(m[1])) for m in _tag_re.finditer(s)]
+    ends = {n:[(a,b) for a,b,k,o in tags if k==n and not o] for n in (5,6)}  # closing tags of `style`, `script`
+    res,pos = [],0
+    for a,b,n,o in tags:
+        if not o or a<pos or (i := bisect.bisect_left(ends[n], (b,)))==len(ends[n]): continue
+        res.append(s[pos:a]); pos = ends[n][i][1]
+    return ''.join(res)+s[pos:]
+
+# %% ../nbs/00_read.ipynb #e038af92
 def _clean_src(c):
     "Cell source without nbdev directives, inline base64 data, or script and style blocks"
     s = c.get('source') if isinstance(c.get('source'), str) else ''
-    s = _directive_re.sub('', s) if c.cell_type=='code' else _blob_re.sub('', s)
+    s = _directive_re.sub('', s) if c.cell_type=='code' else _drop_blobs(s)
     return _data_uri_re.sub('', s).strip()
 
 # %% ../nbs/00_read.ipynb #eb2326f8
@@ -108,11 +119,17 @@ def _out_text(c):
 
 # %% ../nbs/00_read.ipynb #133b4064
 _fence_re = re.compile(r'^(```|~~~).*?^\1', re.M|re.S)
-_head_re = re.compile(r'^(#{1,6})[ \t]+(.+?)[ \t#]*$', re.M)
+
+def _heading(l):
+    "`(level, text)` if line `l` is a Markdown heading, else `None`"
+    b = l.lstrip('#'); n = len(l)-len(b)
+    if not 1<=n<=6 or b[:1] not in (' ', '\t'): return None
+    if t := b.lstrip(' \t'): return n, t[:max(1, len(t.rstrip(' \t#')))]
+    return (n, b[-1]) if len(b)>1 else None
 
 def headings(s:str)->list:
     "Markdown headings in `s` as `(level, text)` pairs, ignoring `#` lines inside fenced code"
-    return [(len(h), t) for h,t in _head_re.findall(_fence_re.sub('', s))]
+    return [h for l in _fence_re.sub('', s).split('\n') if (h := _heading(l))]
 
 # %% ../nbs/00_read.ipynb #a291ca12
 def _text(o): return o if isinstance(o, str) else ''.join(x for x in o if isinstance(x, str)) if isinstance(o, list) else ''
@@ -152,14 +169,17 @@ def _load_nb(js):
     return nbio.dict2nb(dict(cells=[_fix_cell(c) for c in cells if isinstance(c, dict)], metadata={}))
 
 # %% ../nbs/00_read.ipynb #fcb6a1ee
-_sub_re = re.compile(r'^>[ \t]*(\S.*?)\s*$', re.M)
+def _subtitle(s):
+    "The text of the first `> ...` line in `s`, or `None`"
+    for l in s.split('\n'):
+        if l[:1]=='>' and (t := l[1:].lstrip(' \t')) and not t[0].isspace(): return t.rstrip()
 
 def _titles(cells, default):
     "Title (the first `#` heading, else `default`) and subtitle (the `> ...` line in the title's cell) of `cells`"
     md = [c for c in cells if c.cell_type=='markdown']
     c = first(md, lambda c: any(l==1 for l,_ in headings(c.source)))
     title = first(t for l,t in headings(c.source) if l==1) if c else default
-    sub = first(_sub_re.findall((c or md[0]).source)) if md else None
+    sub = _subtitle((c or md[0]).source) if md else None
     return title, sub or ''
 
 # %% ../nbs/00_read.ipynb #49f89a16
@@ -212,9 +232,11 @@ def read_nb(
     return Nb(Path(path), title, cells, sub)
 
 # %% ../nbs/00_read.ipynb #ff73bbed
+_word_re = re.compile(r'\w+|[^\w\s]')
+
 def word_offsets(texts:list)->list:
     "Character offsets of the words and symbols in each of `texts`, a stand-in for a model tokenizer"
-    return [[m.span() for m in re.finditer(r'\w+|[^\w\s]', t)] for t in texts]
+    return [[m.span() for m in _word_re.finditer(t)] for t in texts]
 
 def hf_offsets(tokenizer):
     "A `tok` function for `passages` from a Hugging Face `tokenizer`, with no truncation"

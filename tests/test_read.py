@@ -59,3 +59,65 @@ def test_read_is_bounded(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='over the 0 MB limit'): read_nb(p)
     monkeypatch.setattr(rd, '_check_file', lambda st: None)  # as if the file grew after it was checked
     with pytest.raises(ValueError, match='grew'): read_nb(p)
+
+## Every pass over text is linear (issue 8 item 4)
+
+import re, random
+from nbsearch.read import _drop_blobs, _subtitle, _fence_re, _directive_re, _data_uri_re, _clean_src
+
+N = 2**20  # 1 MB of adversarial text per case
+budget = 2.0  # seconds per case; the quadratic patterns these replace took minutes at 60 KB
+
+def timed(f, s):
+    t = time.perf_counter(); f(s); return time.perf_counter()-t
+
+adversarial = {
+    'headings': (headings, ['# a' + ' #'*(N//2) + 'b', '# a' + ' #'*(N//2), '#'*N, '# ' + ' \t'*(N//2) + 'x', '# a\n'*(N//4),
+                            '```\n'*(N//4), '```\n' + 'x\n'*(N//2), '~~~\n```\n'*(N//8), '```' + '`'*N, '# ' + '#'*N + 'a']),
+    'subtitle': (_subtitle, ['> a' + ' '*N + 'b', '>' + ' '*N, '> a' + '\n'*N, '> ' + '\xa0'*N + 'b', '> \n'*(N//3), '>'*N]),
+    'script/style': (_drop_blobs, ['<script '*(N//8), '<style '*(N//7), '<script>' + '</script'*(N//8), '</script' + ' '*N,
+                                   '<script><style>'*(N//15), '<script>' + ' '*N + '</script>', '<SCRIPT>a</script>'*(N//18),
+                                   '<script>' + '</style>'*(N//8)]),
+    'directives': (lambda s: _directive_re.sub('', s), [' '*N, (' '*1000+'\n')*(N//1001), '#|'*(N//2), '  #|' + 'x'*N, ' \t'*(N//2) + '#']),
+    'data URIs': (lambda s: _data_uri_re.sub('', s), ['data:' + 'a'*N, 'data:a;base64,' + 'A'*N + '!', 'data:'*(N//5),
+                                                     ('data:' + 'a'*100 + ';')*(N//106), 'data:a;base64,'*(N//14)]),
+    'words': (lambda s: word_offsets([s]), ['a '*(N//2), '.'*N, ' '*N, 'a'*N]),
+    'code cell': (lambda s: _clean_src(mk_cell(s)), ['#| x\n'*(N//5), ' '*N + '#|', 'data:' + 'a'*N]),
+    'markdown cell': (lambda s: _clean_src(mk_cell(s, 'markdown')), ['<script '*(N//8), 'data:a;base64,' + 'A'*N + '!']),
+}
+
+@pytest.mark.parametrize('name', list(adversarial))
+def test_linear_on_adversarial_input(name):
+    "Each pattern and pass over text takes under `budget` seconds on every 1 MB input built to make it backtrack"
+    f,ss = adversarial[name]
+    for i,s in enumerate(ss):
+        if isinstance(s, str) and len(s)<N//2: continue
+        t = timed(f, s)
+        assert t<budget, f'{name} case {i} ({s[:20]!r}...): {t:.1f}s'
+
+def test_read_nb_linear(tmp_path):
+    "A notebook whose 1 MB cells are each built to make a pattern backtrack is read and cut into passages in seconds"
+    srcs = ['# a' + ' #'*(N//2) + 'b', '> a' + ' '*N + 'b', '<script '*(N//8), 'data:' + 'a'*N, '# T\n' + '> ' + '\xa0'*N + 'b']
+    p = mk(tmp_path/'hostile.ipynb', *srcs)
+    t = time.perf_counter()
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); nb = read_nb(p)
+    ps = passages(nb)
+    assert time.perf_counter()-t < 10
+    assert nb.title=='a' and len(nb.cells)==5 and len(ps)>0  # the title cell was cut to `max_cell_chars`
+
+# The patterns the linear code replaced: on short text both must agree exactly
+old_head = re.compile(r'^(#{1,6})[ \t]+(.+?)[ \t#]*$', re.M)
+old_sub = re.compile(r'^>[ \t]*(\S.*?)\s*$', re.M)
+old_blob = re.compile(r'<(script|style)\b.*?</\1\s*>', re.S|re.I)
+pieces = ['#', '##', '# ', ' ', '\t', '\n', '>', '> ', 'a', 'b c', '\xa0', '\x0b', '```', '~~~', '<script>', '<script ', '</script>',
+          '</script >', '<Style>', '</STYLE>', '</style\n>', '<scripts>', 'x']
+
+@pytest.mark.parametrize('seed', range(4))
+def test_same_as_old_patterns(seed):
+    "`headings`, `_subtitle` and `_drop_blobs` give what the regular expressions they replace gave, on random text"
+    rnd = random.Random(seed)
+    for _ in range(3000):
+        s = ''.join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30)))
+        assert headings(s)==[(len(h), t) for h,t in old_head.findall(_fence_re.sub('', s))], repr(s)
+        assert _subtitle(s)==next(iter(old_sub.findall(s)), None), repr(s)
+        assert _drop_blobs(s)==old_blob.sub('', s), repr(s)
