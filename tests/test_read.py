@@ -121,3 +121,49 @@ def test_same_as_old_patterns(seed):
         assert headings(s)==[(len(h), t) for h,t in old_head.findall(_fence_re.sub('', s))], repr(s)
         assert _subtitle(s)==next(iter(old_sub.findall(s)), None), repr(s)
         assert _drop_blobs(s)==old_blob.sub('', s), repr(s)
+
+## Text that cannot be stored or shown, names and arguments (issue 8 items 5, 6 and 12)
+
+def strings(nb):
+    "Every string in `nb` and its passages"
+    yield from [nb.title, nb.subtitle]
+    for c in nb.cells: yield from [c.source, c.outputs]
+    for p in passages(nb): yield from [p.text, p.ctx, *p.parts]
+
+@pytest.mark.parametrize('seed', range(3))
+def test_every_string_encodes(tmp_path, seed):
+    "Lone surrogates and control characters anywhere in a notebook: every string read encodes as UTF-8 and holds no control character"
+    rnd = random.Random(seed)
+    bad = ['\ud800', '\udfff', '\x1e', '\x1b[2J', '\x1b]0;t\x07', '\x00', '\r', '\r\n', '\x9b', '\x7f', 'a', ' ', '\n', '# ', '> ', '\U0001F600']
+    txt = lambda: ''.join(rnd.choice(bad) for _ in range(40))
+    cells = [dict(cell_type=rnd.choice(['markdown', 'code']), source=txt(), metadata={}, outputs=[dict(output_type='stream', name='stdout', text=txt())])
+             for _ in range(20)]
+    p = tmp_path/'bad.ipynb'; p.write_text(json.dumps(dict(cells=cells, metadata={}, nbformat=4, nbformat_minor=5)))
+    for s in strings(read_nb(p, outputs=True)):
+        s.encode('utf-8')
+        assert not re.search('[\x00-\x08\x0b-\x1f\x7f-\x9f]', s), repr(s)
+
+def test_non_utf8_name(tmp_path):
+    "A notebook whose name is not UTF-8 is found and read; its title from the name is repaired"
+    b = os.path.join(os.fsencode(tmp_path), b'caf\xe9.ipynb')
+    with open(b, 'wb') as f: f.write(json.dumps(dict(cells=[dict(cell_type='code', source='x = 1', metadata={}, outputs=[])], metadata={})).encode())
+    for d in [tmp_path, os.fsencode(tmp_path)]:
+        (p,) = get_nb_paths(d)
+        assert os.fsencode(p)==b
+    assert read_nb(p).title=='caf\ufffd'
+
+@pytest.mark.parametrize('arg,exc,msg', [('', ValueError, 'empty path'), (None, ValueError, 'None'), ([], ValueError, 'empty list'),
+                                         ('  ', ValueError, 'empty path'), (3, ValueError, 'Not a path'),
+                                         ('~nosuchuser/x', FileNotFoundError, 'no home folder')])
+def test_paths_that_name_nothing(arg, exc, msg):
+    with pytest.raises(exc, match=msg): get_nb_paths(arg)
+
+def test_deep_folder(tmp_path):
+    "A folder 1,000 levels deep is walked, in a fresh interpreter with the default recursion limit"
+    p = tmp_path
+    for _ in range(1000): p = p/'a'; p.mkdir()
+    mk(p/'deep.ipynb', '# Deep')
+    out = run_py(f"from nbsearch.read import get_nb_paths, read_nb; print(read_nb(get_nb_paths({str(tmp_path)!r})[0]).title)")
+    assert out.strip()=='Deep'
+    (p/'deep.ipynb').unlink()
+    while p!=tmp_path: p.rmdir(); p = p.parent  # pytest's cleanup would recurse too deep
