@@ -88,15 +88,16 @@ def get_nb_paths(
 
 # %% ../nbs/00_read.ipynb #41857efa
 class Cell(BasicRepr):
-    "The searchable text of one notebook cell: its index `idx` in the notebook, `cell_type`, `source` and text `outputs`"
-    def __init__(self, idx:int, cell_type:str, source:str, outputs:str=''): self.idx,self.cell_type,self.source,self.outputs = idx,cell_type,source,outputs
+    "The searchable text of one notebook cell: its index `idx` in the notebook, `cell_type`, `source`, text `outputs`, `id` and `tags`"
+    def __init__(self, idx:int, cell_type:str, source:str, outputs:str='', id:str|None=None, tags:tuple=()):
+        self.idx,self.cell_type,self.source,self.outputs,self.id,self.tags = idx,cell_type,source,outputs,id,tags
     @property
     def text(self): return f'{self.source}\n{self.outputs}' if self.outputs else self.source
 
 # %% ../nbs/00_read.ipynb #dd79e866
 class Nb(BasicRepr):
-    "A notebook as search sees it: its `path`, `title`, `subtitle` and text `cells`"
-    def __init__(self, path:Path, title:str, cells:list, subtitle:str=''): store_attr()
+    "A notebook as search sees it: its `path`, `title`, `subtitle`, text `cells`, notebook `tags` and file `mtime`"
+    def __init__(self, path:Path, title:str, cells:list, subtitle:str='', tags:tuple=(), mtime:float|None=None): store_attr()
     __repr__ = lambda self: f"Nb({self.title!r}, {len(self.cells)} cells, '{self.path}')"
 
 # %% ../nbs/00_read.ipynb #6ef36338
@@ -175,6 +176,19 @@ def _v3_cells(js):
             res.append(c)
     return res
 
+# %% ../nbs/00_read.ipynb #fece05e8
+def _tags(md)->tuple:
+    "The string tags in metadata `md` (a dict whose `tags` is a list or tuple, or a string of comma-separated tags)"
+    t = md.get('tags') if isinstance(md, dict) else None
+    if isinstance(t, str): t = t.split(',')
+    return tuple(dict.fromkeys(s for o in t if isinstance(o, str) and (s := clean_text(o).strip()))) if isinstance(t, (list, tuple)) else ()
+
+def _with_ids(js):
+    "`js` with each cell's `id` a string or `None`, so that `dict2nb` keeps it rather than making one up"
+    cs = js.get('cells') if isinstance(js, dict) else None
+    if isinstance(cs, list): js['cells'] = [dict(c, id=c['id'] if isinstance(c.get('id'), str) else None) if isinstance(c, dict) else c for c in cs]
+    return js
+
 # %% ../nbs/00_read.ipynb #8c449d27
 def _fix_out(o):
     "Output `o` with only what reading outputs needs, in the types it expects"
@@ -183,9 +197,9 @@ def _fix_out(o):
                 data={k:_text(v) for k,v in d.items() if isinstance(k, str)} if isinstance(d, dict) else {})
 
 def _fix_cell(c):
-    "Cell `c` with a text source, a list of outputs, and no attachments (search never reads them)"
-    outs = c.get('outputs')
-    return dict(cell_type=str(c.get('cell_type')), source=_text(c.get('source')), metadata={},
+    "Cell `c` with a text source, a list of outputs, its `id` and tags, and no attachments (search never reads them)"
+    outs,md = c.get('outputs'),c.get('metadata')
+    return dict(cell_type=str(c.get('cell_type')), source=_text(c.get('source')), id=c.get('id'), metadata=dict(tags=_tags(md)),
                 outputs=[_fix_out(o) for o in outs if isinstance(o, dict)] if isinstance(outs, list) else [])
 
 def _load_nb(js):
@@ -193,7 +207,7 @@ def _load_nb(js):
     if not isinstance(js, dict) or not isinstance(js.get('cells', js.get('worksheets')), list):
         raise ValueError(f"not a notebook: the JSON has no list of cells")
     cells = js['cells'] if 'cells' in js else _v3_cells(js)
-    return nbio.dict2nb(dict(cells=[_fix_cell(c) for c in cells if isinstance(c, dict)], metadata={}))
+    return nbio.dict2nb(dict(cells=[_fix_cell(c) for c in cells if isinstance(c, dict)], metadata=dict(tags=_tags(js.get('metadata')))))
 
 # %% ../nbs/00_read.ipynb #fcb6a1ee
 def _subtitle(s):
@@ -208,6 +222,44 @@ def _titles(cells, default):
     title = first(t for l,t in headings(c.source) if l==1) if c else default
     sub = _subtitle((c or md[0]).source) if md else None
     return title, sub or ''
+
+# %% ../nbs/00_read.ipynb #1deb4755
+def _unq(s): return s[1:-1] if len(s)>1 and s[0]==s[-1] and s[0] in '"\'' else s
+
+def _yaml(lines)->dict:
+    "Top-level keys of simple YAML `lines`, each with a list of strings: a value, the items of `[a, b]` or `- a` lists"
+    res,k = {},None
+    for l in lines:
+        if not (s := l.strip()) or s[0]=='#': continue
+        if l[0] in ' \t-':
+            if k: res[k].append(_unq(s[1:].strip()) if s[0]=='-' else s)
+            continue
+        k,sep,v = (o.strip() for o in l.partition(':'))
+        if not sep: k = None; continue
+        res[k] = [_unq(o.strip()) for o in v[1:-1].split(',') if o.strip()] if v[:1]+v[-1:]=='[]' else [] if v in ('','|','>','|-','>-') else [_unq(v)]
+    return res
+
+# %% ../nbs/00_read.ipynb #f6014f6e
+def _front(lines)->tuple:
+    "The YAML front matter at the top of `lines` as a dict (see `_yaml`), and the index of the first line after it"
+    if not lines or lines[0].strip()!='---': return {},0
+    end = first(range(1, len(lines)), lambda i: lines[i].strip() in ('---', '...'))
+    return (_yaml(lines[1:end]), end+1) if end else ({},0)
+
+def _meta(fm, tags=())->dict:
+    "Title, subtitle and tags from front matter `fm`, added to notebook `tags`"
+    j = lambda k: clean_text(' '.join(fm.get(k) or [])).strip()
+    tags = [*tags, *(clean_text(t).strip() for k in ('tags', 'categories') for t in fm.get(k) or [])]
+    return dict(title=j('title'), subtitle=j('subtitle') or j('description'), tags=tuple(dict.fromkeys(t for t in tags if t)))
+
+# %% ../nbs/00_read.ipynb #a4152baa
+def _ipynb_meta(nb)->dict:
+    "Tags of notebook `nb`: its `metadata.tags`, and those in the front matter of its first raw or Markdown cell"
+    c = first(nb.cells, lambda c: c.get('cell_type') in ('raw', 'markdown'))
+    lines = c.source.split('\n') if c and isinstance(c.get('source'), str) else []
+    fm = _front(lines)[0]
+    if not fm and c and c.cell_type=='markdown': fm = _yaml([l.strip()[2:] for l in lines if l.strip().startswith('- ') and ':' in l])
+    return _meta(dict(tags=fm.get('tags'), categories=fm.get('categories')), _tags(nb.get('metadata')))
 
 # %% ../nbs/00_read.ipynb #49f89a16
 max_nb_bytes = 128*2**20 # Larger notebook files are skipped
@@ -238,25 +290,30 @@ def _read(path)->tuple:
     return b.decode('utf-8-sig', errors='replace'), st
 
 # %% ../nbs/00_read.ipynb #7bf1f824
-def _parse_ipynb(text):
-    "A notebook from JSON `text`: `fastcore.nbio` for well-formed files, `_load_nb` for the rest"
-    try: js = json.loads(text)
+def _parse_ipynb(text)->tuple:
+    "A notebook from JSON `text` (`fastcore.nbio` for well-formed files, `_load_nb` for the rest), and its title, subtitle and tags"
+    try: js = _with_ids(json.loads(text))
     except RecursionError: raise ValueError('not a notebook: the JSON is nested too deeply') from None
-    try: return nbio.dict2nb(js)
-    except (TypeError, KeyError, AttributeError, ValueError): return _load_nb(js)
+    try: nb = nbio.dict2nb(js)
+    except (TypeError, KeyError, AttributeError, ValueError): nb = _load_nb(js)
+    return nb, _ipynb_meta(nb)
 
+_parsers = {} # Readers of notebooks in text formats, by file suffix (see "Text notebooks" below)
+
+# %% ../nbs/00_read.ipynb #94c01abe
 def read_nb(
-    path:str|Path, # A `.ipynb` file
+    path:str|Path, # A notebook: `.ipynb`, or `.md`, `.qmd` or percent-format `.py` (see "Text notebooks")
     outputs:bool=False # Add the text of code cells' outputs?
 )->Nb:
     "Notebook `path` as search sees it: a title, and its markdown and code cells as clean text"
-    text,st = _read(Path(path).expanduser())
-    nb = _parse_ipynb(text)
-    cells = [Cell(c.idx_, c.cell_type, _clean_src(c), _out_text(c) if outputs and c.cell_type=='code' else '')
+    text,st = _read(_expand(Path(path)))
+    nb,meta = _parsers.get(Path(path).suffix, _parse_ipynb)(text)
+    cells = [Cell(c.idx_, c.cell_type, _clean_src(c), _out_text(c) if outputs and c.cell_type=='code' else '',
+                  clean_text(c.id) if isinstance(c.get('id'), str) else None, _tags(c.get('metadata')))
              for c in nb.cells if c.get('cell_type') in ('markdown', 'code')]
     cells = _cap([c for c in cells if c.source or c.outputs], path)
     title,sub = _titles(cells, clean_text(Path(path).stem))
-    return Nb(Path(path), title, cells, sub)
+    return Nb(Path(path), meta['title'] or title, cells, meta['subtitle'] or sub, meta['tags'], st.st_mtime)
 
 # %% ../nbs/00_read.ipynb #ff73bbed
 _word_re = re.compile(r'\w+|[^\w\s]')
