@@ -69,20 +69,31 @@ def _as_paths(path)->list:
     if any(not o.strip() for o in ps): raise ValueError('An empty path names no notebook or folder; use "." for the working directory')
     return [_expand(Path(o)) for o in ps]
 
+# %% ../nbs/00_read.ipynb #5fb315de
+def _exts(formats)->tuple:
+    "The file suffixes of notebook `formats`, a name or a list of names from `_formats`"
+    fs = [formats] if isinstance(formats, str) else list(formats or [])
+    if not fs or any(f not in _formats for f in fs): raise ValueError(f"Unknown notebook formats {fs!r}: use any of {list(_formats)}")
+    return tuple(_formats[f] for f in fs)
+
 # %% ../nbs/00_read.ipynb #bc44b582
+_formats = dict(ipynb='.ipynb', md='.md', qmd='.qmd', py='.py') # Notebook formats `get_nb_paths` can find, and their suffixes
+
 def get_nb_paths(
     path:str|Path|list='.', # A folder (searched recursively), a notebook, or a list of these (`bytes` paths too)
     recursive:bool=True, # Search subfolders?
     skip_folder_re:str='^[_.]', # Skip folders matching this, as nbdev's `nbglob` does (hidden, `_`, `.ipynb_checkpoints`)
     skip_file_re:str='^[_.]', # Skip notebooks whose names match this, as `nbglob` does
+    formats:tuple=('ipynb',), # Notebook formats to find, any of `_formats` (see "Text notebooks")
 )->L: # Sorted paths of notebooks, each file once
     "The notebooks in `path`, found the way nbdev's `nbglob` finds them"
-    res = []
+    exts,res = _exts(formats),[]
     for p in _as_paths(path):
         if not p.exists(): raise FileNotFoundError(f"No such notebook or folder: '{p}'")
-        if p.is_dir(): res += _regular(_walk_nbs(p, '.ipynb', skip_folder_re, skip_file_re, recursive))
-        elif p.suffix!='.ipynb': raise ValueError(f"Not a notebook (expected a folder or an .ipynb file): '{p}'")
+        if p.is_dir(): res += [o for o in _regular(_walk_nbs(p, exts, skip_folder_re, skip_file_re, recursive)) if o[-3:]!='.py' or _is_percent(o)]
+        elif not p.name.endswith(exts): raise ValueError(f"Not a notebook (expected a folder or a {'/'.join(exts)} file): '{p}'")
         elif why := _not_file(p): raise ValueError(f"Not a regular file ({why}; only regular files are read): '{p}'")
+        elif p.suffix=='.py' and not _is_percent(p): raise ValueError(f"Not a notebook: '{p}' has no `# %%` cell marker (jupytext's percent format)")
         else: res.append(p)
     return _dedupe(res)
 
@@ -129,7 +140,8 @@ def _drop_blobs(s):
 # %% ../nbs/00_read.ipynb #e038af92
 def _clean_src(c):
     "Cell source without nbdev directives, inline base64 data, or script and style blocks"
-    s = clean_text(c.get('source') if isinstance(c.get('source'), str) else '')
+    if not (s := c.get('source')) or not isinstance(s, str): return ''
+    s = clean_text(s)
     s = _directive_re.sub('', s) if c.cell_type=='code' else _drop_blobs(s)
     return _data_uri_re.sub('', s).strip()
 
@@ -278,7 +290,7 @@ def _check_file(st):
     if not stat.S_ISREG(st.st_mode): raise ValueError('not a regular file (a FIFO, device, socket or folder is never read)')
     if st.st_size>max_nb_bytes: raise ValueError(f'{st.st_size/2**20:.0f} MB is over the {max_nb_bytes/2**20:.0f} MB limit (`max_nb_bytes`)')
 
-def _read(path)->tuple:
+def _read(path, warn=True)->tuple:
     "The text of file `path` and its `os.stat`, checked before it is opened and read to at most `max_nb_bytes`"
     _check_file(st := os.stat(path))
     with open(os.open(path, os.O_RDONLY|getattr(os, 'O_NONBLOCK', 0)|getattr(os, 'O_BINARY', 0)), 'rb') as f:
@@ -286,13 +298,14 @@ def _read(path)->tuple:
         b = f.read(max_nb_bytes+1)
     if len(b)>max_nb_bytes: raise ValueError(f'the file grew over the {max_nb_bytes/2**20:.0f} MB limit (`max_nb_bytes`) while it was read')
     try: return b.decode('utf-8-sig'), st
-    except UnicodeDecodeError: warnings.warn(f"Notebook '{path}': bytes that are not UTF-8 were replaced by U+FFFD", stacklevel=3)
+    except UnicodeDecodeError:
+        if warn: warnings.warn(f"Notebook '{path}': bytes that are not UTF-8 were replaced by U+FFFD", stacklevel=3)
     return b.decode('utf-8-sig', errors='replace'), st
 
 # %% ../nbs/00_read.ipynb #7bf1f824
 def _parse_ipynb(text)->tuple:
     "A notebook from JSON `text` (`fastcore.nbio` for well-formed files, `_load_nb` for the rest), and its title, subtitle and tags"
-    try: js = _with_ids(json.loads(text))
+    try: js = _with_ids(json.loads(text, strict=False))
     except RecursionError: raise ValueError('not a notebook: the JSON is nested too deeply') from None
     try: nb = nbio.dict2nb(js)
     except (TypeError, KeyError, AttributeError, ValueError): nb = _load_nb(js)
@@ -314,6 +327,86 @@ def read_nb(
     cells = _cap([c for c in cells if c.source or c.outputs], path)
     title,sub = _titles(cells, clean_text(Path(path).stem))
     return Nb(Path(path), meta['title'] or title, cells, meta['subtitle'] or sub, meta['tags'], st.st_mtime)
+
+# %% ../nbs/00_read.ipynb #cf61a553
+def _nbcell(t, lines, tags=()):
+    "A cell of type `t` with source `lines`, with the fields `read_nb` reads from an `nbio` cell"
+    return AttrDict(cell_type=t, source='\n'.join(lines).strip('\n'), id=None, metadata=dict(tags=tags), outputs=[])
+
+def _text_nb(cells):
+    "A notebook of `cells`, numbered as `nbio.dict2nb` numbers them (which would cost twice the reading for a file of many small cells)"
+    for i,c in enumerate(cells): c.idx_ = i
+    return AttrDict(cells=cells, metadata={})
+
+def _chunk(l, braces_only):
+    "The backtick fence that opens a code chunk on line `l` (```` ```{python} ````, and unless `braces_only` ```` ```python ````), or `None`"
+    s = l.lstrip(' ')
+    f = s[:len(s)-len(s.lstrip('`'))]
+    info = s[len(f):].strip()
+    if len(f)<3 or len(l)-len(s)>3 or '`' in info: return None
+    if (info[:1]=='{' and info[:2]!='{=') or (not braces_only and info.split(' ')[0].lower() in ('python', 'py', 'python3', 'ipython', 'ipython3')): return f
+
+# %% ../nbs/00_read.ipynb #0df5030e
+def _md_nb(text, braces_only=False)->tuple:
+    "Markdown `text` as a notebook whose code cells are its code chunks (see `_chunk`), and its title, subtitle and tags"
+    lines = clean_text(text).split('\n')
+    fm,i = _front(lines)
+    cells,cur,fence = [],[],None
+    for l in lines[i:]:
+        if fence is None and (f := _chunk(l, braces_only)):
+            if ''.join(cur).strip(): cells.append(_nbcell('markdown', cur))
+            cur,fence = [],f
+        elif fence and (s := l.strip()).startswith(fence) and not s.strip('`'): cells.append(_nbcell('code', cur)); cur,fence = [],None
+        else: cur.append(l)
+    if ''.join(cur).strip(): cells.append(_nbcell('code' if fence else 'markdown', cur))
+    return _text_nb(cells), _meta(fm)
+
+_parsers.update({'.md': _md_nb, '.qmd': partial(_md_nb, braces_only=True)})
+
+# %% ../nbs/00_read.ipynb #8b95aaca
+def _marker(l):
+    "What follows `%%` when line `l` is a percent-format cell marker (`# %%` or `#%%`), else `None`"
+    s = l.lstrip(' \t')
+    if s[:1]=='#' and (t := s[1:].lstrip(' \t'))[:2]=='%%': return t[2:]
+
+def _marker_tags(m)->tuple:
+    "Tags in the rest `m` of a cell marker, as jupytext writes them: `# %% [markdown] tags=[\"a\", \"b\"]`"
+    if (i := m.find('tags=[')) < 0: return ()
+    try: return _tags(dict(tags=json.loads(m[i+5:m.find(']', i)+1])))
+    except ValueError: return ()
+
+def _is_percent(p)->bool:
+    "Is file `p` a jupytext percent-format script, with at least one `# %%` line? A file that cannot be read is not"
+    try: text = _read(p, warn=False)[0]
+    except (OSError, ValueError): return False
+    return any(_marker(l) is not None for l in text.split('\n'))
+
+# %% ../nbs/00_read.ipynb #df7227c6
+def _uncomment(l): return l[2:] if l[:2]=='# ' else l[1:] if l[:1]=='#' else l
+
+def _pycell(kind, lines, tags):
+    "A cell of a percent-format script: markdown loses its comment marks (and the quotes around a docstring-style cell)"
+    if kind!='markdown': return _nbcell(kind, lines, tags)
+    s = '\n'.join(map(_uncomment, lines)).strip()
+    if len(s)>5 and s[:3]==s[-3:] and s[:3] in ('"""', "'''"): s = s[3:-3]
+    return _nbcell(kind, [s], tags)
+
+def _py_nb(text)->tuple:
+    "A jupytext percent-format script `text` as a notebook with a cell per `# %%` marker, and its title, subtitle and tags"
+    lines = clean_text(text).split('\n')
+    end = first(range(1, len(lines)), lambda i: lines[i].strip()=='# ---') if lines[0].strip()=='# ---' else None
+    fm,i = (_yaml([_uncomment(l) for l in lines[1:end]]), end+1) if end else ({}, 0)
+    cells,cur,kind,tags,seen = [],[],'code',(),False
+    for l in lines[i:]:
+        if (m := _marker(l)) is None: cur.append(l); continue
+        if seen or ''.join(cur).strip(): cells.append(_pycell(kind, cur, tags))
+        cur,seen,tags = [],True,_marker_tags(m)
+        kind = 'markdown' if '[markdown]' in m or '[md]' in m else 'raw' if '[raw]' in m else 'code'
+    if not seen: raise ValueError("not a notebook: no `# %%` cell marker (jupytext's percent format)")
+    cells.append(_pycell(kind, cur, tags))
+    return _text_nb(cells), _meta(fm)
+
+_parsers['.py'] = _py_nb
 
 # %% ../nbs/00_read.ipynb #ff73bbed
 _word_re = re.compile(r'\w+|[^\w\s]')

@@ -66,7 +66,7 @@ import re, random
 from nbsearch.read import _drop_blobs, _subtitle, _fence_re, _directive_re, _data_uri_re, _clean_src
 
 N = 2**20  # 1 MB of adversarial text per case
-budget = 2.0  # seconds per case; the quadratic patterns these replace took minutes at 60 KB
+budget = 5.0  # seconds per case on a loaded machine (about 0.5 s when idle); the quadratic patterns these replace took minutes at 60 KB
 
 def timed(f, s):
     t = time.perf_counter(); f(s); return time.perf_counter()-t
@@ -167,3 +167,55 @@ def test_deep_folder(tmp_path):
     assert out.strip()=='Deep'
     (p/'deep.ipynb').unlink()
     while p!=tmp_path: p.rmdir(); p = p.parent  # pytest's cleanup would recurse too deep
+
+## Cell ids, tags and text notebooks (issue 11 items 2-4)
+
+def test_ids_tags_mtime(tmp_path):
+    "Cell ids and tags, notebook tags (metadata and front matter) and mtime; no made-up id for a cell without one"
+    cells = [dict(cell_type='raw', id='fm', source='---\ncategories: [b]\n---', metadata={}),
+             dict(cell_type='markdown', id='c1', source='# T', metadata=dict(tags=['x'])),
+             dict(cell_type='code', source='1', metadata={}, outputs=[])]
+    p = tmp_path/'a.ipynb'; p.write_text(json.dumps(dict(cells=cells, metadata=dict(tags=['a']), nbformat=4, nbformat_minor=5)))
+    nb = read_nb(p)
+    assert [(c.idx, c.id, c.tags) for c in nb.cells]==[(1, 'c1', ('x',)), (2, None, ())]
+    assert nb.tags==('a', 'b') and nb.mtime==os.stat(p).st_mtime
+    assert read_nb(p).cells[1].id is None  # the same on every read
+    assert Cell(0, 'code', 'x').id is None and Nb('p', 't', []).tags==()  # old constructor calls still work
+
+def test_formats_opt_in(tmp_path):
+    "Text notebooks are found only when asked for; a .py file without `# %%` never is"
+    mk(tmp_path/'a.ipynb', '# A')
+    (tmp_path/'b.md').write_text('# B\n```python\nx\n```')
+    (tmp_path/'c.qmd').write_text('---\ntitle: C\n---\n```{python}\nx\n```')
+    (tmp_path/'d.py').write_text('# %%\nx = 1')
+    (tmp_path/'e.py').write_text('x = 1  # %% not at the start\n')
+    os.mkfifo(tmp_path/'f.py')
+    names = lambda **kw: [p.name for p in get_nb_paths(tmp_path, **kw)]
+    assert names()==['a.ipynb']
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        assert names(formats=('ipynb', 'md', 'qmd', 'py'))==['a.ipynb', 'b.md', 'c.qmd', 'd.py']
+    assert len(w)==1 and 'f.py' in str(w[0].message)
+    assert [read_nb(tmp_path/n).title for n in ['b.md', 'c.qmd', 'd.py']]==['B', 'C', 'd']
+    assert [c.cell_type for c in read_nb(tmp_path/'b.md').cells]==['markdown', 'code']
+
+text_adversarial = {
+    'md fences': '```python\n'*(N//10),
+    'md unclosed': '```python\n' + 'x\n'*(N//2),
+    'md backticks': '`'*N,
+    'md front matter': '---\n' + 'k: [' + 'a,'*(N//2) + ']\n' + '  - x\n'*(N//7) + '---\n',
+    'md unclosed front matter': '---\n' + 'a: b\n'*(N//5),
+    'qmd chunks': '```{python}\n```\n'*(N//16),
+    'py markers': '# %%\n'*(N//5),
+    'py markdown': '# %% [markdown]\n' + '# # h\n'*(N//6),
+    'py tags': '# %% tags=[' + '"a",'*(N//4) + ']\n',
+    'py header': '# ---\n' + '# a: b\n'*(N//7) + '# %%\n',
+}
+
+@pytest.mark.parametrize('name', list(text_adversarial))
+def test_text_formats_linear(tmp_path, name):
+    "Reading a 1 MB text notebook built to make the reader backtrack stays within `budget` (the cut to `max_cell_chars` aside)"
+    p = tmp_path/('x.'+name.split()[0]); p.write_text(text_adversarial[name])
+    t = time.perf_counter()
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); read_nb(p)
+    assert time.perf_counter()-t < budget*2, name  # 200,000 tiny cells: linear, but each costs what any cell costs
