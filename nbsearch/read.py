@@ -70,6 +70,8 @@ def _as_paths(path)->list:
     return [_expand(Path(o)) for o in ps]
 
 # %% ../nbs/00_read.ipynb #5fb315de
+_formats = dict(ipynb='.ipynb', md='.md', qmd='.qmd', py='.py') # Notebook formats `get_nb_paths` can find, and their suffixes
+
 def _exts(formats)->tuple:
     "The file suffixes of notebook `formats`, a name or a list of names from `_formats`"
     fs = [formats] if isinstance(formats, str) else list(formats or [])
@@ -77,8 +79,6 @@ def _exts(formats)->tuple:
     return tuple(_formats[f] for f in fs)
 
 # %% ../nbs/00_read.ipynb #bc44b582
-_formats = dict(ipynb='.ipynb', md='.md', qmd='.qmd', py='.py') # Notebook formats `get_nb_paths` can find, and their suffixes
-
 def get_nb_paths(
     path:str|Path|list='.', # A folder (searched recursively), a notebook, or a list of these (`bytes` paths too)
     recursive:bool=True, # Search subfolders?
