@@ -254,6 +254,7 @@ def main():
     ap.add_argument('--static', default='/work/wt/static-model', help='model2vec folder: the cheap dense leg of stage 1')
     ap.add_argument('--cache', default='/tmp/quality-ablation', help='prefix of the cached embedding files')
     ap.add_argument('--n-nbs', type=int, default=30, help='notebooks stage 1 keeps')
+    ap.add_argument('--how', default='union', help="stage-1 notebook shortlist in the short modes: rrf, union or rrf+top")
     args = ap.parse_args()
     qrels = json.loads(Path(args.qrels).read_text())['queries']
     static = args.static if args.static and Path(args.static).exists() else None
@@ -295,7 +296,7 @@ def main():
             print(f"  {name:34} {r[0]:.3f} {r[1]:.3f} {r[2]:.3f}   {np.mean(top1) if top1 else float('nan'):.2f}")
         for mode in modes:
             kw = dict(mode=mode[:5] if mode.startswith('short') else mode, n_pass=int(mode[5:] or 0) if mode.startswith('short') else 0)
-            EV[sn, mode] = {q: feats(evidence(C, lex, scope, q, qv, qsv, n_nbs=args.n_nbs, dense_leg=dl, **kw))
+            EV[sn, mode] = {q: feats(evidence(C, lex, scope, q, qv, qsv, n_nbs=args.n_nbs, how=args.how, dense_leg=dl, **kw))
                             for q,qv,qsv in zip(qs, QV, QS)}
     for k in EV:
         for ds,a in EV[k].values(): a['s1r'] = 1/(1+a['s1'])
@@ -303,7 +304,7 @@ def main():
     cols = [(sn, m) for sn in scopes for m in ('lib', 'all', 'short128')]
     print("\n== final ranking. Columns: folder / MiniLM scores (lib = today's pipeline: RRF stage 1 with MiniLM as the dense leg,"
           " MiniLM on every passage of 30 notebooks; all = every passage; short128 = only the 128 passages stage 1 shortlists"
-          f" from {args.n_nbs} notebooks, BM25+{dl} legs, RRF+top-3). Each cell: nDCG@10 MRR recall@10")
+          f" from {args.n_nbs} notebooks, BM25+{dl} legs, shortlist '{args.how}'). Each cell: nDCG@10 MRR recall@10")
     print(f"{'rule':44}" + ''.join(f"{a+'/'+b:>19}" for a,b in cols))
     def line(name, f): print(f"{name:44}" + ''.join(f"{_fmt(R(c, f).mean(0)):>19}" for c in cols), flush=True)
     line('max passage cosine (today)', lambda a: a['c1'])
@@ -321,7 +322,7 @@ def main():
     print("rank fusions:")
     line('  RRF(cosine, BM25), k=60', lambda a: rule_rrf(a, ['c1', 'bm']))
     line('  RRF(cosine, BM25, title cosine), k=60', lambda a: rule_rrf(a, ['c1', 'bm', 't']))
-    print("\n== the chosen rule by shortlist size (MiniLM only on the shortlisted passages)")
+    print(f"\n== the chosen rule by passage-shortlist size (MiniLM only on the shortlisted passages; notebooks: '{args.how}')")
     for sn in scopes:
         for m in modes:
             print(f"  {sn:9} {m:9} today {_fmt(R((sn, m), lambda a: a['c1']).mean(0))}   chosen {_fmt(R((sn, m), lambda a: _w(a, CHOSEN)).mean(0))}")
