@@ -16,6 +16,8 @@ Then, for the whole folder and for fastcore/+nbdev/ alone, it prints nDCG@10 / M
 import json, sqlite3, hashlib, argparse, itertools, time
 from pathlib import Path
 import numpy as np
+try: from nbsearch.tokens import lex_text, code_tokens, stop_words, _query_tokens  # module layout after the search rewrite
+except ImportError: from nbsearch.index import lex_text, code_tokens, stop_words, _query_tokens
 
 # ---------------------------------------------------------------- metrics (as in nbsearch.core)
 def ndcg(ranked, rel, k=10):
@@ -76,7 +78,6 @@ _fts = "create virtual table {} using fts5 (toks, tokenize=\"porter unicode61 to
 class Lex:
     "BM25 over passages `idx` (and over whole notebooks) of the corpus, statistics from those passages only"
     def __init__(self, C, idx):
-        from nbsearch.index import lex_text
         self.db,self.idx = sqlite3.connect(':memory:'),np.asarray(idx)
         for t in ('lex', 'nblex', 'temp.qtok'): self.db.execute(_fts.format(t))
         self.db.execute("create virtual table temp.qvocab using fts5vocab (temp, 'qtok', 'instance')")
@@ -89,7 +90,6 @@ class Lex:
 
     def match(self, q, max_rows=20_000):
         "The FTS5 query nbsearch's index builds for `q` (as `NbIndex._match`)"
-        from nbsearch.index import _query_tokens
         toks = _query_tokens(q)
         self.db.execute('delete from temp.qtok')
         self.db.executemany('insert into temp.qtok (rowid, toks) values (?,?)', list(enumerate(toks)))
@@ -109,7 +109,6 @@ class Lex:
 
     def stems(self, s):
         "Porter stems of the code tokens of `s` (the query side of title overlap)"
-        from nbsearch.index import code_tokens
         toks = list(dict.fromkeys(code_tokens(s)))
         self.db.execute('delete from temp.qtok')
         self.db.executemany('insert into temp.qtok (rowid, toks) values (?,?)', list(enumerate(toks)))
@@ -183,7 +182,6 @@ def evidence(C, lex, scope, q, qv, qs, mode='all', n_pass=128, n_nbs=30, how='rr
     if sv is not None:
         for j,i in enumerate(scope): std[doc_of[int(i)]] = max(std.get(doc_of[int(i)], -1.), float(sv[j]))
     s1rank = {d:r for r,d in enumerate(shortlist_nbs(legs_n, len(docs), 'rrf'))}
-    from nbsearch.index import stop_words
     qstem = lex.stems(q) - lex.stems(' '.join(stop_words))
     for j,(i,c) in enumerate(zip(scope, cos_all)):
         if scored[j]: ev.setdefault(doc_of[int(i)], dict(cos=[]))['cos'].append(float(c))
