@@ -105,9 +105,10 @@ def resolve(self:Roots, p:str, folder:bool=False)->Path:
     if '\x00' in p: raise ValueError('`path` must not contain NUL characters')
     q = Path(p.strip()).expanduser()
     cands = [q] if q.is_absolute() else self._cands(q)
-    inside = [Path(os.path.realpath(c)) for c in cands if self.root_of(c) is not None]
-    if not inside: raise PermissionError(f"Refused: '{p}' is outside the folders this server serves ({', '.join(self.labels)})")
-    found = first(c for c in inside if c.exists())
+    real = [Path(os.path.realpath(c)) for c in cands]
+    found = first(r for r in real if self.root_of(r) is not None and r.exists())
+    if found is None and any(self.root_of(r) is None for r in real):  # it names, or climbs to, a place outside
+        raise PermissionError(f"Refused: '{p}' is outside the folders this server serves ({', '.join(self.labels)})")
     if found is None: raise FileNotFoundError(f"No such file in the served folders: '{p}'")
     if found.is_dir() and not folder: raise IsADirectoryError(f"'{p}' is a folder; give a notebook (.ipynb)")
     if not found.is_dir() and (found.suffix!='.ipynb' or not found.is_file()): raise ValueError(f"Not a notebook (.ipynb): '{p}'")
