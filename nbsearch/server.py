@@ -283,7 +283,7 @@ def warm(self:NbServer)->float:
         if ps := self.paths(): rank_nbs('notebook', ps, model=self.model, k=1, index=self.index, progress=False)
     return time.perf_counter()-t
 
-# %% ../nbs/09_server.ipynb #66b02269
+# %% ../nbs/09_server.ipynb #544e9311
 def _say(msg): print(f'nbsearch-mcp: {msg}', file=sys.stderr, flush=True)
 
 @call_parse
