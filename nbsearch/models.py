@@ -7,7 +7,7 @@ Docs: https://nbsearch.github.io/nbsearch/models.html.md"""
 # %% auto #0
 __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 'settings_path', 'default_model_name',
            'resolve_model', 'hub_reachable', 'model_kind', 'hub_note', 'tiny_cross_encoder', 'fingerprint',
-           'load_model', 'is_cross', 'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'embed',
+           'load_model', 'is_cross', 'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'model_dim', 'embed',
            'cross_scores', 'OnnxModel', 'export_onnx']
 
 # %% ../nbs/01_models.ipynb #35781a47
@@ -296,17 +296,17 @@ def _st(name:str, device:str=None, shown:str=None):
     if shown: _per_model[_models[k]].setdefault('name', shown)
     return _models[k]
 
-# %% ../nbs/01_models.ipynb #3d9149d7
+# %% ../nbs/01_models.ipynb #15c9cdb5
 _models = {}
 
 def load_model(
-    model=None, # A model object, or a friendly name, hub id or local folder of one; `None` for `default_model_name()`
+    model='', # A model object (or `None`, for BM25 alone), or a friendly name, hub id or local folder; '' for `default_model_name()`
     device:str=None, # Device to run on; by default CUDA when it is available, else the CPU
     backend:str=None # 'onnx' or 'torch'; by default $NBSEARCH_BACKEND, else ONNX when `onnxruntime` is installed
 ): # The model, loaded once per process
     "The model `model` names, loaded once per process and reused; a model object is returned as is"
-    if model is not None and not isinstance(model, (str, Path)): return model
-    name,want = str(model or default_model_name()),(backend or os.environ.get('NBSEARCH_BACKEND') or 'auto').lower()
+    if not isinstance(model, (str, Path)): return model
+    name,want = str(model) or default_model_name(),(backend or os.environ.get('NBSEARCH_BACKEND') or 'auto').lower()
     if (k := (name, device, want)) in _models: return _models[k]
     src = resolve_model(name)
     if not isinstance(src, str): return _models.setdefault(k, src)
@@ -353,7 +353,7 @@ def window(
     lim = m.max_seq_length
     return min(max_tokens, lim-3-(query_tokens if is_cross(m) else 0))
 
-# %% ../nbs/01_models.ipynb #6b8ae780
+# %% ../nbs/01_models.ipynb #f199b889
 def _tok_str(t)->str:
     "The JSON of fast tokenizer `t`, without the truncation and padding that encoding leaves in it"
     from tokenizers import Tokenizer
@@ -374,11 +374,16 @@ def model_tok(m):
     "Token offsets function of model `m`'s tokenizer, for `passages`"
     return m.offsets if _ours(m) else _cached(m, 'tok', lambda: hf_offsets(m.tokenizer))
 
-# %% ../nbs/01_models.ipynb #7cf10128
+def model_dim(m)->int:
+    "The length of bi-encoder `m`'s embeddings"
+    if f := getattr(m, 'get_embedding_dimension', None) or getattr(m, 'get_sentence_embedding_dimension', None): return int(f())
+    return _cached(m, 'dim', lambda: int(embed(m, ['x']).shape[1]))
+
+# %% ../nbs/01_models.ipynb #f253c172
 def embed(m, texts:list, batch_size:int=32)->'np.ndarray':
     "Unit-length embeddings of `texts` from bi-encoder `m`, as a float32 array"
     if _ours(m): return m.embed(list(texts))
-    if not len(texts): return np.zeros((0, (getattr(m, 'get_embedding_dimension', None) or m.get_sentence_embedding_dimension)()), dtype='float32')
+    if not len(texts): return np.zeros((0, model_dim(m)), dtype='float32')
     return m.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                     show_progress_bar=False).astype('float32')
 
@@ -433,7 +438,7 @@ def _run(self:OnnxModel, encs:list, batch_size:int=32)->np.ndarray:
     res[order] = res.copy()
     return res
 
-# %% ../nbs/01_models.ipynb #4be4c1c3
+# %% ../nbs/01_models.ipynb #131b8ad7
 @patch
 def embed(self:OnnxModel, texts:list, batch_size:int=32)->np.ndarray:
     "Unit-length float32 embeddings of `texts`"
@@ -446,6 +451,11 @@ def score(self:OnnxModel, q:str, texts:list, batch_size:int=32)->np.ndarray:
     "Relevance scores of (`q`, text) pairs, after the model's activation"
     if not len(texts): return np.zeros(0, dtype='float32')
     return self._run(self.tok.encode_batch([(q, t) for t in texts]), batch_size)
+
+@patch
+def get_embedding_dimension(self:OnnxModel)->int:
+    "The length of the embeddings, named as sentence-transformers names it"
+    return self.dim
 
 # %% ../nbs/01_models.ipynb #578f53f0
 def _export_module(m, names:list, consts:dict):
