@@ -521,18 +521,22 @@ def export_onnx(
         if tmp.exists(): shutil.rmtree(tmp)  # the temporary folder made above
     return out.parent
 
-# %% ../nbs/01_models.ipynb #e667eab4
+# %% ../nbs/01_models.ipynb #bfb8b8c3
 def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False):
     "Model `name` as an `OnnxModel` shown as `shown`, exported first if need be; if that fails, an error if `strict`, else `None`"
     model_kind(name)  # a model that cannot be had fails here, with the reason
+    key = fingerprint(d) if (d := _model_dir(name)) else None
+    failed = _onnx_dir(key).with_suffix('.failed') if key else None
+    if failed and failed.exists() and not strict: return None
     try:
         if importlib.util.find_spec('onnxruntime') is None: raise ModelLoadError("onnxruntime is not installed: pip install 'nbsearch[onnx]'")
-        key = fingerprint(d) if (d := _model_dir(name)) else None
         if not (key and (_onnx_dir(key)/'nbsearch.json').exists()): key = _export_note(shown, export_onnx(_st(name, device, shown))).name
         return OnnxModel(_onnx_dir(key), device, name=shown)
     except Exception as e:
         if strict: raise ModelLoadError(f"Could not run {shown} with ONNX Runtime: {e}") from e
-        warnings.warn(f"Running {shown} with sentence-transformers: no ONNX export ({e})"); return None
+        if failed: _write_private(failed, f'{type(e).__name__}: {e}')
+        warnings.warn(f"Running {shown} with sentence-transformers: it could not be exported to ONNX ({e}); "
+                      f"not tried again while {failed} exists"); return None
 
 # %% ../nbs/01_models.ipynb #270cc289
 def _export_note(shown, path):
