@@ -500,14 +500,17 @@ def _write_onnx(m, d:Path, key:str):
                 max_seq_length=int(m.max_seq_length), inputs=names, pad_id=int(m.tokenizer.pad_token_id or 0))
     (d/'nbsearch.json').write_text(json.dumps(meta, indent=1))
 
-# %% ../nbs/01_models.ipynb #b7697369
+# %% ../nbs/01_models.ipynb #46bad22b
 def export_onnx(
     model, # A `SentenceTransformer` or `CrossEncoder`, loaded from a folder or the cache, or a name of one
     tol:float=1e-4 # The largest difference from sentence-transformers' outputs accepted
 )->Path: # The folder of the export, in nbsearch's ONNX cache
     "Export `model` to ONNX once, check that its outputs match sentence-transformers', and cache it by the model's fingerprint"
-    m = load_model(model, backend='torch') if isinstance(model, (str, Path)) else model
-    key = model_key(m)
+    if isinstance(model, (str, Path)):
+        src = resolve_model(str(model))
+        if isinstance(src, str) and (d := _model_dir(src)) and (out := _onnx_dir(fingerprint(d))).joinpath('nbsearch.json').exists(): return out
+        model = load_model(model, backend='torch')
+    key = model_key(m := model)
     if (out := _onnx_dir(key)/'nbsearch.json').exists(): return out.parent
     out.parent.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent.parent, prefix=f'.{key}.'))
@@ -521,7 +524,7 @@ def export_onnx(
         if tmp.exists(): shutil.rmtree(tmp)  # the temporary folder made above
     return out.parent
 
-# %% ../nbs/01_models.ipynb #bfb8b8c3
+# %% ../nbs/01_models.ipynb #22887830
 def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False):
     "Model `name` as an `OnnxModel` shown as `shown`, exported first if need be; if that fails, an error if `strict`, else `None`"
     model_kind(name)  # a model that cannot be had fails here, with the reason
@@ -538,7 +541,7 @@ def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False):
         warnings.warn(f"Running {shown} with sentence-transformers: it could not be exported to ONNX ({e}); "
                       f"not tried again while {failed} exists"); return None
 
-# %% ../nbs/01_models.ipynb #270cc289
+# %% ../nbs/01_models.ipynb #6a34e015
 def _export_note(shown, path):
     "Say once, on a terminal, that model `shown` was exported to `path`"
     if sys.stderr.isatty(): print(f"nbsearch: exported {shown} to ONNX, once, in {path}", file=sys.stderr)
