@@ -1,0 +1,148 @@
+"""Model tests that need fresh processes, a closed port or a private cache: what the models notebook cannot show.
+
+No test sends traffic anywhere but 127.0.0.1: the hub endpoint is a closed local port, and each process gets its own
+XDG cache and Hugging Face cache folders.
+"""
+import os, sys, json, time, shutil, socket, subprocess
+from pathlib import Path
+import numpy as np
+import pytest
+from nbsearch.models import *
+from nbsearch.models import _check_texts
+
+heavy = ('torch', 'transformers', 'sentence_transformers')
+onnx = pytest.importorskip('onnxruntime', reason="the ONNX tests need nbsearch[onnx]")
+
+def closed_port():
+    "A local TCP port that nothing listens on"
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def run_py(code, env, timeout=300):
+    "Run Python `code` in a new process with environment `env`; its completed process"
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout, env=env)
+
+@pytest.fixture
+def env(tmp_path):
+    "An environment with a private XDG cache and config, an empty Hugging Face cache, and the hub at a closed local port"
+    e = {k:v for k,v in os.environ.items() if k not in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'NBSEARCH_MODEL', 'NBSEARCH_BACKEND')}
+    e.update(XDG_CACHE_HOME=str(tmp_path/'cache'), XDG_CONFIG_HOME=str(tmp_path/'config'), HF_HOME=str(tmp_path/'hf'),
+             HF_HUB_CACHE=str(tmp_path/'hf'/'hub'), HF_ENDPOINT=f'http://127.0.0.1:{closed_port()}')
+    return e
+
+load_missing = """
+import time, sys
+from nbsearch.models import load_model, ModelLoadError
+t = time.time()
+try: load_model('some-org/missing-model'); print('LOADED')
+except ModelLoadError as e: print(f'{time.time()-t:.3f}'); print(e)
+"""
+
+def test_missing_model_fails_fast_and_the_failed_probe_is_remembered(env):
+    r = run_py(load_missing, env)
+    assert r.returncode==0, r.stderr
+    secs,msg = r.stdout.split('\n', 1)
+    assert float(secs) < 4, secs
+    assert "could not be reached" in msg and 'hf cache ls' in msg and 'hf cache scan' not in msg
+    memo = Path(env['XDG_CACHE_HOME'])/'nbsearch'/'hub.json'
+    first = json.loads(memo.read_text())
+    assert first['reachable'] is False and first['endpoint']==env['HF_ENDPOINT']
+    assert memo.stat().st_mode & 0o777 == 0o600
+    r2 = run_py(load_missing, env)
+    assert float(r2.stdout.split('\n', 1)[0]) < 2
+    assert json.loads(memo.read_text())==first  # not probed again: the memo was not rewritten
+
+def test_hub_offline_needs_no_probe(env):
+    r = run_py(load_missing, env | {'HF_HUB_OFFLINE': '1'})
+    assert 'switched off (HF_HUB_OFFLINE=1)' in r.stdout
+    assert not (Path(env['XDG_CACHE_HOME'])/'nbsearch'/'hub.json').exists()
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    return tiny_cross_encoder(tmp_path_factory.mktemp('models')/'tiny-ce')
+
+def test_cached_model_loads_without_any_hub_request(env, tiny):
+    "A model in the Hugging Face cache loads from disk: no probe, even with the hub unreachable"
+    snap = Path(env['HF_HUB_CACHE'])/'models--my-org--tiny-ce'
+    shutil.copytree(tiny, snap/'snapshots'/('0'*40))
+    (snap/'refs').mkdir(); (snap/'refs'/'main').write_text('0'*40)
+    r = run_py("from nbsearch.models import *\nm = load_model('my-org/tiny-ce', backend='torch')\n"
+               "print(model_kind('my-org/tiny-ce'), model_name(m), cross_scores(m, 'q', ['a', 'b']).shape)", env)
+    assert r.returncode==0, r.stderr
+    assert r.stdout.split()==['cross', 'my-org/tiny-ce', '(2,)']
+    assert not (Path(env['XDG_CACHE_HOME'])/'nbsearch'/'hub.json').exists()
+
+def test_naming_describing_and_errors_import_no_torch(env):
+    code = f"""
+import sys
+from nbsearch.models import *
+from nbsearch.models import _load_msg
+mini = offline_model()
+assert model_kind(mini)=='bi' and resolve_model('all-MiniLM-L6-v2')==mini and default_model_name()==default_model
+assert not hub_reachable() and 'could not be reached' in hub_note()
+fingerprint(mini); _load_msg('x/y')
+for name in ('./no/such/model', 'some-org/missing-model'):
+    try: load_model(name)
+    except ModelLoadError: pass
+print([m for m in {heavy!r} if m in sys.modules])
+"""
+    r = run_py(code, env)
+    assert r.returncode==0, r.stderr
+    assert r.stdout.strip()=='[]'
+
+def test_default_model_from_env_and_settings(env, tmp_path):
+    code = "from nbsearch.models import *; print(default_model_name())"
+    assert run_py(code, env).stdout.strip()==default_model
+    cfg = Path(env['XDG_CONFIG_HOME'])/'nbsearch'/'config.toml'
+    cfg.parent.mkdir(parents=True); cfg.write_text('model = "all-MiniLM-L6-v2"\n')
+    assert run_py(code, env).stdout.strip()=='all-MiniLM-L6-v2'
+    assert run_py(code, env | {'NBSEARCH_MODEL': 'my/model'}).stdout.strip()=='my/model'
+
+@pytest.fixture(scope='module')
+def xdg(tmp_path_factory):
+    "A private XDG cache for this module's ONNX exports, set in this process too"
+    d,old = tmp_path_factory.mktemp('xdg'),os.environ.get('XDG_CACHE_HOME')
+    os.environ['XDG_CACHE_HOME'] = str(d)
+    yield d
+    if old is None: os.environ.pop('XDG_CACHE_HOME')
+    else: os.environ['XDG_CACHE_HOME'] = old
+
+texts = _check_texts + ['How do I read a notebook without its outputs?', 'sourdough bread needs a starter', '', 'x '*400]
+
+def test_onnx_matches_sentence_transformers_minilm(xdg):
+    o,st = load_model(offline_model(), backend='onnx'),load_model(offline_model(), backend='torch')
+    assert type(o).__name__=='OnnxModel' and type(st).__name__=='SentenceTransformer'
+    a,b = embed(o, texts),embed(st, texts)
+    assert a.dtype==np.float32 and a.shape==b.shape
+    assert np.abs(a-b).max() < 1e-4
+    assert (a*b).sum(1).min() > 0.9999
+    assert [model_key(o), tok_key(o), window(o), model_name(o)]==[model_key(st), tok_key(st), window(st), model_name(st)]
+
+def test_onnx_matches_sentence_transformers_cross_encoder(xdg, tiny):
+    o,st = load_model(tiny, backend='onnx'),load_model(tiny, backend='torch')
+    q = 'which port is busy'
+    assert np.abs(cross_scores(o, q, texts) - cross_scores(st, q, texts)).max() < 1e-4
+    assert is_cross(o) and model_key(o)==model_key(st) and window(o)==window(st)
+
+def test_onnx_loads_from_cache_without_torch(xdg, tiny):
+    key = model_key(load_model(offline_model(), backend='torch'))
+    load_model(tiny, backend='onnx')  # exported
+    code = f"""
+import sys, time
+t = time.time()
+from nbsearch.models import *
+m,ce = load_model('all-MiniLM-L6-v2'),load_model({str(tiny)!r})
+e = embed(m, ['kill the process on a port'])
+print(type(m).__name__, type(ce).__name__, model_key(m), e.shape, cross_scores(ce, 'q', ['a']).shape, f'{{time.time()-t:.2f}}')
+print([m for m in {heavy!r} if m in sys.modules])
+"""
+    r = run_py(code, {**os.environ, 'XDG_CACHE_HOME': str(xdg)})
+    assert r.returncode==0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0].split()[:5]==['OnnxModel', 'OnnxModel', key, '(1,', '384)'], out
+    assert out[1]=='[]'
+
+def test_backend_env_forces_sentence_transformers(xdg, monkeypatch):
+    monkeypatch.setenv('NBSEARCH_BACKEND', 'torch')
+    assert type(load_model('all-MiniLM-L6-v2')).__name__=='SentenceTransformer'
+    monkeypatch.setenv('NBSEARCH_BACKEND', 'onnx')
+    assert type(load_model('all-MiniLM-L6-v2')).__name__=='OnnxModel'
