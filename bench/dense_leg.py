@@ -145,4 +145,6 @@ def main(
         f,ts = minilm(),texts[:minilm_sample]
         f(ts[:8])  # warm up
         t,c = time.perf_counter(),time.process_time(); f(ts); rate,cpu = len(ts)/(time.perf_counter()-t),len(ts)/(time.process_time()-c)
-        print(f"{'all-MiniLM-L6-v2 (torch)':28} {384:4d} {90.9:5.1f} {rate:6.0f} {cpu:6.0f} | {'(rate on '+str(len(ts))+' passages; quality not run)':>43} | {'':>24} | {len(bigps)/rate:8.0f}")
+        from nbsearch.models import offline_model
+        mb = (Path(offline_model())/'model.safetensors').stat().st_size/1e6
+        print(f"{'all-MiniLM-L6-v2 (torch)':28} {384:4d} {mb:5.1f} {rate:6.0f} {cpu:6.0f} | {'(rate on '+str(len(ts))+' passages; quality not run)':>43} | {'':>24} | {len(bigps)/rate:8.0f}")
