@@ -7,12 +7,12 @@ Docs: https://nbsearch.github.io/nbsearch/static.html.md"""
 # %% auto #0
 __all__ = ['read_safetensors', 'StaticModel', 'static_path', 'load_static', 'static_model']
 
-# %% ../nbs/02_static.ipynb #e59a6bf4
+# %% ../nbs/02_static.ipynb #db1db61b
 import json, hashlib, itertools, importlib.resources
 import numpy as np
 from fastcore.utils import *
 
-# %% ../nbs/02_static.ipynb #12b5e9fa
+# %% ../nbs/02_static.ipynb #dd6e9d28
 _dtypes = {'F64':'<f8', 'F32':'<f4', 'F16':'<f2', 'I8':'i1', 'U8':'u1', 'I32':'<i4', 'I64':'<i8'}
 
 def read_safetensors(
@@ -27,7 +27,7 @@ def read_safetensors(
         return np.frombuffer(b, dt, count=(e-s)//dt.itemsize, offset=8+n+s).reshape(o['shape'])
     return {k:_arr(k, o) for k,o in json.loads(b[8:8+n]).items() if k!='__metadata__'}
 
-# %% ../nbs/02_static.ipynb #7f2dacca
+# %% ../nbs/02_static.ipynb #02d2e38b
 class StaticModel:
     "A static embedding model in folder `path` (model2vec's layout): a text's vector is the mean of its tokens' vectors"
     kind = 'bi'
@@ -38,8 +38,8 @@ class StaticModel:
         ts,tok = read_safetensors(self.path/'model.safetensors'),(self.path/'tokenizer.json').read_text(encoding='utf-8')
         self.vectors,self.weights,self.mapping = ts['embeddings'],ts.get('weights'),ts.get('mapping')
         self.tokenizer = Tokenizer.from_str(tok)
-        self.tok_key = hashlib.sha1(self.tokenizer.to_str().encode()).hexdigest()[:12]  # as `nbsearch.models.tok_key` has it
         self.tokenizer.no_truncation(); self.tokenizer.no_padding()
+        self.tok_key = hashlib.sha1(self.tokenizer.to_str().encode()).hexdigest()[:12]  # as `nbsearch.models.tok_key` has it
         self._etok = Tokenizer.from_str(tok)  # for `embed`: cut to `max_seq_length`, as model2vec does
         self._etok.no_padding(); self._etok.enable_truncation(cfg.get('max_length') or 512)
         self.unk = self.tokenizer.token_to_id(getattr(self.tokenizer.model, 'unk_token', None) or '\0')
@@ -50,7 +50,7 @@ class StaticModel:
     def dim(self)->int: return self.vectors.shape[1]
     def get_embedding_dimension(self)->int: return self.dim
 
-# %% ../nbs/02_static.ipynb #6f352003
+# %% ../nbs/02_static.ipynb #deb469ac
 def static_path()->Path:
     "Folder of the static model that ships with nbsearch, `static-minilm`"
     return Path(str(importlib.resources.files('nbsearch')))/'data'/'static-minilm'
@@ -64,7 +64,7 @@ def load_static(
     if miss: raise FileNotFoundError(f"'{p}' is not a static (model2vec) model folder: it has no {', '.join(miss)}")
     return StaticModel(p, 'static-minilm' if p.resolve()==static_path().resolve() else None)
 
-# %% ../nbs/02_static.ipynb #7f6da038
+# %% ../nbs/02_static.ipynb #2abdc6e5
 _static = {}
 
 def static_model()->StaticModel:
@@ -72,7 +72,7 @@ def static_model()->StaticModel:
     if 'm' not in _static: _static['m'] = load_static()
     return _static['m']
 
-# %% ../nbs/02_static.ipynb #c29576e2
+# %% ../nbs/02_static.ipynb #17166c2b
 @patch
 def offsets(self:StaticModel, texts:list)->list:
     "Character offsets of the tokens of each of `texts`, without special tokens or truncation (a `tok` for `passages`)"
@@ -87,7 +87,7 @@ def _tokens(self:StaticModel, texts:list)->tuple:
     if (keep := flat!=self.unk).all(): return flat, n
     return flat[keep], np.bincount(np.repeat(np.arange(len(ids)), n)[keep], minlength=len(ids))
 
-# %% ../nbs/02_static.ipynb #1a48c65f
+# %% ../nbs/02_static.ipynb #82c21058
 @patch
 def _embed(self:StaticModel, texts:list)->np.ndarray:
     "Mean token vector of each of `texts` (zeros for a text with no token), normalised when the model is"
@@ -102,7 +102,7 @@ def _embed(self:StaticModel, texts:list)->np.ndarray:
     if self.normalize: res /= np.linalg.norm(res, axis=1, keepdims=True)+1e-32
     return res
 
-# %% ../nbs/02_static.ipynb #b7fb6591
+# %% ../nbs/02_static.ipynb #231e4ff7
 @patch
 def embed(self:StaticModel, texts:list, batch_size:int=512)->np.ndarray:
     "Unit-length embeddings of `texts`, as a float32 array (a text with no known token gets a zero row)"
