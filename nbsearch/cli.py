@@ -100,12 +100,14 @@ def cli_model(
 def _status(msg, quiet=False, after:float=1.):
     "Show `msg…` on a terminal's stderr if the work inside takes more than `after` seconds; wipe it when done"
     if quiet or not sys.stderr.isatty(): yield; return
-    t = threading.Timer(after, lambda: print(f'nbsearch: {term_safe(msg)}…', end='\\r', file=sys.stderr, flush=True))
+    shown = []
+    def _show(): print(f'nbsearch: {term_safe(msg)}…', end='\r', file=sys.stderr, flush=True); shown.append(1)
+    t = threading.Timer(after, _show)
     t.daemon = True; t.start()
     try: yield
     finally:
         t.cancel()
-        if t.finished.is_set(): print('\\x1b[2K', end='', file=sys.stderr, flush=True)
+        if shown: print('\r\x1b[2K', end='', file=sys.stderr, flush=True)
 
 # %% ../nbs/08_cli.ipynb #d773a87e
 def highlight(s:str, q:str)->str:
@@ -177,7 +179,9 @@ def _run(f, prog, pos):
         with warnings.catch_warnings(), set_ctx(_in_cmd):
             warnings.showwarning = _show_warning
             return f(**a) or 0
-    except KeyboardInterrupt: _say('interrupted'); return 130
+    except KeyboardInterrupt:
+        if sys.stderr.isatty(): print('\r\x1b[2K', end='', file=sys.stderr)  # off the progress bar's line
+        _say('interrupted'); return 130
     except BrokenPipeError:  # the reader (`| head`) left: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); return 141
     except _expected() as e: _say(f'error: {e}'); return 2
