@@ -9,7 +9,7 @@ __all__ = ['term_safe', 'cli_model', 'highlight', 'fmt_hits', 'hits_json', 'comm
            'nbsearch_index']
 
 # %% ../nbs/08_cli.ipynb #2c02f7bc
-import sys, os, re, json, base64, warnings, threading
+import sys, os, re, json, math, base64, warnings, threading
 from contextvars import ContextVar
 from contextlib import contextmanager
 from functools import wraps
@@ -51,7 +51,7 @@ def _local(name)->bool:
     "Can model `name` be loaded without the hub: a folder, or a hub id with files in the Hugging Face cache?"
     if Path(name).expanduser().exists(): return True
     from huggingface_hub import try_to_load_from_cache
-    try: return isinstance(try_to_load_from_cache(name, 'config.json'), str)
+    try: return isinstance(try_to_load_from_cache(str(name), 'config.json'), str)
     except Exception: return False  # not a valid hub id either
 
 # %% ../nbs/08_cli.ipynb #mdl-resolve
@@ -65,7 +65,9 @@ def _resolve(name:str)->str:
 
 def _default_name()->str: return f() if (f := getattr(_mm(), 'default_model_name', None)) else _mm().default_model
 
-def _not_here(name, off=True):
+def _not_here(name):
+    from huggingface_hub import is_offline_mode
+    off = is_offline_mode()
     return _mm().ModelLoadError(
         f"Could not load model {name!r}: it is not a folder, nor in the Hugging Face cache, and the hub is "
         f"{'switched off (HF_HUB_OFFLINE=1)' if off else 'out of reach'}. Fix: pass a model folder or a model that "
@@ -81,10 +83,10 @@ def cli_model(
     mm = _mm()
     if model:
         name = _resolve(str(model))
-        if isinstance(name, str) and not _local(name) and _hub_off(): raise _not_here(model)  # fail fast: no torch, no network
+        if isinstance(name, (str, Path)) and not _local(name) and _hub_off(): raise _not_here(model)  # fail fast: no torch, no network
         with _status(f'loading {model}', quiet): return mm.load_model(name)
     name = _resolve(d := _default_name())
-    if not isinstance(name, str) or _local(name) or not _hub_off():
+    if not isinstance(name, (str, Path)) or _local(name) or not _hub_off():
         try:
             with _status(f'loading {d}', quiet): return mm.load_model(name)
         except mm.ModelLoadError as e: cause = f'could not be loaded ({truncstr(str(e), 80)})'
@@ -131,6 +133,7 @@ def fmt_hits(hits, q:str, color:bool=False)->str:
 
 # %% ../nbs/08_cli.ipynb #eb1fea79
 def _json_str(s): return re.sub('[\ud800-\udfff]', '\ufffd', str(s))
+def _num(x): return x if math.isfinite(x) else None  # JSON has no NaN
 
 def _link(h):
     "A link that opens hit `h`: the MCP server's `cell_link` where it is installed, else the notebook's `file://` URI"
@@ -140,7 +143,7 @@ def _link(h):
 
 def _hit_dict(h):
     raw = os.fsencode(str(h.path))
-    d = dict(path=raw.decode('utf-8', 'replace'), score=h.score, title=_json_str(h.title), cell=h.cell, snippet=_json_str(h.snippet))
+    d = dict(path=raw.decode('utf-8', 'replace'), score=_num(h.score), title=_json_str(h.title), cell=h.cell, snippet=_json_str(h.snippet))
     if getattr(h, 'cell_id', None): d['cell_id'] = _json_str(h.cell_id)
     d['link'] = _json_str(_link(h))
     if d['path']!=str(h.path): d['path_bytes'] = base64.b64encode(raw).decode()
@@ -156,7 +159,7 @@ _in_cmd = ContextVar('_in_cmd', default=False)
 def _expected():
     "Errors a user can cause and fix (a missing folder, a bad argument or file, a model that cannot load, a broken index): one line, exit 2"
     import sqlite3
-    return (OSError, ValueError, sqlite3.Error)
+    return (OSError, ValueError, sqlite3.Error, NotImplementedError)
 
 def _show_warning(msg, cat, *args, **kwargs): _say(f'warning: {msg}')
 
@@ -178,7 +181,9 @@ def _run(f, prog, pos):
         for k in ('pdb', 'xtra'): a.pop(k, None)
         with warnings.catch_warnings(), set_ctx(_in_cmd):
             warnings.showwarning = _show_warning
-            return f(**a) or 0
+            res = f(**a) or 0
+            sys.stdout.flush()  # a closed pipe shows here, not as a message at exit
+            return res
     except KeyboardInterrupt:
         if sys.stderr.isatty(): print('\r\x1b[2K', end='', file=sys.stderr)  # off the progress bar's line
         _say('interrupted'); return 130
@@ -212,7 +217,7 @@ def _index(index): return False if index in ('memory', 'none', 'false') else ind
 
 def _check(q, K):
     "Argument errors, found before anything is read or loaded"
-    if not isinstance(q, str) or not q.strip(): raise ValueError(f'the query is empty: give a few words or a question, in quotes')
+    if q is not None and (not isinstance(q, str) or not q.strip()): raise ValueError('the query is empty: give a few words or a question, in quotes')
     if K<1: raise ValueError(f'-k must be 1 or more, not {K}')
 
 # %% ../nbs/08_cli.ipynb #72b81415
@@ -259,7 +264,7 @@ def nbsearch_eval(
 ):
     "Measure models on judged queries over the notebooks in `path`: nDCG@k, MRR, recall@k and query time, one row per model"
     from nbsearch.core import get_nb_paths, compare_models
-    _check('-', K); get_nb_paths(path); qs = _qrels(qrels)
+    _check(None, K); get_nb_paths(path); qs = _qrels(qrels)
     ms = {_mm().model_name(o): o for o in [cli_model(o, quiet) for o in model or [None]]}
     res = compare_models(None, ms, path, k=K, qrels=qs, index=_index(index), progress=False if quiet else None)
     if plot: res.plot().savefig(plot, dpi=100, bbox_inches='tight')

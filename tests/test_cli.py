@@ -248,3 +248,11 @@ def test_index_info_prune_clear(tmp_path):
     assert (rc, hv) == (0, []), err
     rc,out,err,hv = run('info', '--index', ix, cmd='nbsearch-index')
     assert str(a) not in out, out
+
+def test_closed_pipe_is_quiet(tmp_path):
+    "A reader that leaves early (`nbsearch ... | head -1`) ends the command without a traceback"
+    p = subprocess.Popen([sys.executable, '-c', _code('nbsearch'), 'port', str(corpus), '--model', 'bm25', '--index', 'memory', '--json'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    p.stdout.close()  # before the hits are written
+    err = p.stderr.read().decode(); p.wait()
+    assert p.returncode == 141 and 'Traceback' not in err and 'Exception ignored' not in err, err
