@@ -139,11 +139,13 @@ def test_json_any_file_name(hostile, tmp_path):
         pytest.skip(f'the index cannot store a non-UTF-8 file name yet (issue 8 item 5, core): {err}')
     assert rc == 0, err
     hits = json.loads(out)
-    assert len(hits) == 4
     byname = {h['path']: h for h in hits}
-    caf = byname[f'{hostile}/caf\ufffd.ipynb']
-    assert base64.b64decode(caf['path_bytes']) == os.fsencode(hostile)+b'/caf\xe9.ipynb'
-    assert Path(os.fsdecode(base64.b64decode(caf['path_bytes']))).exists()
+    if (caf := byname.get(f'{hostile}/caf\ufffd.ipynb')) is None:  # the index may skip such a name, with a warning naming it
+        assert len(hits) == 3 and 'caf' in err and len(err.splitlines()) == 1, err
+    else:
+        assert len(hits) == 4
+        assert base64.b64decode(caf['path_bytes']) == os.fsencode(hostile)+b'/caf\xe9.ipynb'
+        assert Path(os.fsdecode(base64.b64decode(caf['path_bytes']))).exists()
     assert f'{hostile}/new\nline.ipynb' in byname and 'path_bytes' not in byname[f'{hostile}/new\nline.ipynb']
     for h in hits: assert {'path', 'score', 'title', 'cell', 'snippet', 'link'} <= set(h)
     assert byname[f'{hostile}/title.ipynb']['title'].startswith('Ports \x1b]0;')  # JSON keeps the text, escaped by JSON itself
@@ -153,9 +155,10 @@ def test_json_cell_id_and_link(tmp_path):
     rc,out,err,hv = run('free a busy port', corpus, '--model', 'bm25', '--index', tmp_path/'ix.db', '--json', '-k', '1')
     assert rc == 0, err
     h = json.loads(out)[0]
-    from nbsearch.core import Hit
-    import inspect
-    if 'cell_id' in inspect.signature(Hit).parameters or 'cell_id' in h: assert h['cell_id']
+    from nbsearch.core import rank_nbs
+    api = rank_nbs('free a busy port', corpus, model=None, k=1, index=False)[0]
+    if getattr(api, 'cell_id', None): assert h['cell_id'] == api.cell_id == json.loads(Path(h['path']).read_text())['cells'][h['cell']]['id']
+    else: assert 'cell_id' not in h  # the hit has none: a notebook older than nbformat 4.5, or a core that does not give them
     assert h['link'].startswith(('file://', 'http', 'vscode')) and 'ports.ipynb' in h['link']
 
 ## Ctrl-C and progress
