@@ -3,6 +3,7 @@
     git worktree add /tmp/cli-baseline 8e5716e       # the code before issue 10
     python bench/cli_speed.py --baseline /tmp/cli-baseline                  # every figure, median of 5 runs
     python bench/cli_speed.py --baseline /tmp/cli-baseline --only help,bm25,model --runs 7
+    python bench/cli_speed.py --new /tmp/merged --only help,bm25,model   # another checkout as "new"
 
 Each version runs the installed `nbsearch` console script with `PYTHONPATH` pointing at its checkout (this one's for
 "new"), so both go through the same entry point. Figures (issue 10's targets in brackets):
@@ -65,6 +66,7 @@ def fmt(t): return '   failed' if t is None else f'{t:8.2f}s'
 @call_parse
 def main(
     baseline:str='/tmp/cli-baseline', # A checkout of the code to compare against (e.g. `git worktree add /tmp/cli-baseline 8e5716e`)
+    new:str=None, # The checkout to measure (default: this one), e.g. a scratch merge of several branches
     only:str='help,bm25,model,first', # Figures to time, comma-separated (`first` also gives `next`)
     runs:int=5, # Runs per figure and version; each figure is their median
     model:str=None, # The packaged model for `model` (default: its folder, `nbsearch.models.offline_model()`)
@@ -72,7 +74,7 @@ def main(
     "Time the `nbsearch` command of this checkout and of `baseline`, in fresh processes, and print a table with ratios"
     from nbsearch.models import offline_model
     model = model or offline_model()
-    vers = dict(baseline=Path(baseline).resolve(), new=root)
+    vers = dict(baseline=Path(baseline).resolve(), new=Path(new).resolve() if new else root)
     rows = []
     with tempfile.TemporaryDirectory(prefix='cli-speed-') as tmp:
         for name in only.split(','):
