@@ -8,11 +8,11 @@ Docs: https://nbsearch.github.io/nbsearch/core.html.md"""
 __all__ = ['get_nb_paths', 'read_nb', 'rank_nbs', 'compare_models', 'evaluate', 'Hit', 'Hits', 'NbIndex', 'NotAnIndexError',
            'get_index']
 
-# %% ../nbs/07_core.ipynb #59f4c2ed
+# %% ../nbs/07_core.ipynb #dcf1b156
 from .read import get_nb_paths, read_nb
 from .index import NbIndex, NotAnIndexError, get_index, default_index_path
 from .search import Hit, Hits, rank_nbs, setting_for, _check_args
 from .evaluate import evaluate, compare_models, Evaluation, Comparison, ndcg, mrr, recall, read_qrels, _doc_id
 
-# %% ../nbs/07_core.ipynb #cc63bb35
+# %% ../nbs/07_core.ipynb #75ca9826
 _all_ = ['get_nb_paths', 'read_nb', 'rank_nbs', 'compare_models', 'evaluate', 'Hit', 'Hits', 'NbIndex', 'NotAnIndexError', 'get_index']

@@ -7,7 +7,7 @@ Docs: https://nbsearch.github.io/nbsearch/evaluate.html.md"""
 # %% auto #0
 __all__ = ['ndcg', 'mrr', 'recall', 'read_qrels', 'Evaluation', 'evaluate', 'Comparison', 'compare_models']
 
-# %% ../nbs/06_evaluate.ipynb #727eaf11
+# %% ../nbs/06_evaluate.ipynb #5c88d265
 import time, json, warnings
 import numpy as np
 from fastcore.utils import *
@@ -17,7 +17,7 @@ from .models import *
 from .search import *
 from .search import _check_args, _md_esc, _md_link
 
-# %% ../nbs/06_evaluate.ipynb #c305eee2
+# %% ../nbs/06_evaluate.ipynb #e0589b4e
 def ndcg(ranked:list, rel:dict, k:int=10)->float:
     "nDCG@`k` of the ids `ranked`, best first, against graded relevance `rel` (`{id: grade}`, gain `2**grade-1`)"
     dcg = sum((2**rel.get(d, 0)-1)/np.log2(i+2) for i,d in enumerate(ranked[:k]))
@@ -33,7 +33,7 @@ def recall(ranked:list, rel:dict, k:int=10)->float:
     r = [d for d,g in rel.items() if g>0]
     return len(set(ranked[:k]) & set(r))/len(r) if r else 0.
 
-# %% ../nbs/06_evaluate.ipynb #1bcd17fc
+# %% ../nbs/06_evaluate.ipynb #74ac59dd
 def read_qrels(
     qrels:dict|str|Path # `{query: {doc id: grade}}`, or a JSON file of it, with or without a top-level `queries` key
 )->dict: # `{query: {doc id: grade}}`
@@ -49,7 +49,7 @@ def read_qrels(
 
 def _doc_id(p, root): return Path(p).resolve().relative_to(Path(root).resolve()).with_suffix('').as_posix()
 
-# %% ../nbs/06_evaluate.ipynb #2ad51c9d
+# %% ../nbs/06_evaluate.ipynb #eba753e7
 def _unknown(qrels, paths, root):
     "`{query: [judged ids that name no notebook of paths]}`, for the queries that have any"
     known = set()
@@ -58,7 +58,7 @@ def _unknown(qrels, paths, root):
         except ValueError: pass
     return {q:[d for d in rel if d not in known] for q,rel in qrels.items() if any(d not in known for d in rel)}
 
-# %% ../nbs/06_evaluate.ipynb #48150bf2
+# %% ../nbs/06_evaluate.ipynb #722ebc19
 class Evaluation(BasicRepr):
     "Per-query and mean nDCG@k, MRR, recall@k and latency of one model, and the judged ids that named no notebook (`unknown`)"
     def __init__(self, name:str, rows:list, k:int=10, unknown:dict=None): store_attr(); self.unknown = unknown or {}
@@ -80,7 +80,7 @@ class Evaluation(BasicRepr):
                 + '\n'.join([row(f'**mean of {len(self.rows)}**', self.mean)] + [row(r['query'], r) for r in self.rows])
                 + (f'\n\n{_md_esc(self._unknown_line())}' if self.unknown else ''))
 
-# %% ../nbs/06_evaluate.ipynb #6bd979ba
+# %% ../nbs/06_evaluate.ipynb #46346104
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def evaluate(
     qrels:dict|str|Path, # `{query: {doc id: grade}}`, or a JSON file of them; ids are notebook paths relative to `root`, without `.ipynb`
@@ -109,7 +109,7 @@ def evaluate(
         rows.append(dict(query=q, **{f'ndcg@{k}': ndcg(ids, rel, k), 'mrr': mrr(ids, rel), f'recall@{k}': recall(ids, rel, k), 'latency': dt}))
     return Evaluation(name or model_name(model), rows, k, unknown)
 
-# %% ../nbs/06_evaluate.ipynb #f96a3e7a
+# %% ../nbs/06_evaluate.ipynb #be4399fa
 def _secs(t): return f'{t*1000:.0f} ms' if t<1 else f'{t:.1f} s'
 
 def _table(rows):
@@ -121,7 +121,7 @@ def _md_table(rows, align):
     "Rows of Markdown (a header, then the body) as a table"
     return '\n'.join([f"| {' | '.join(rows[0])} |", '|'+'|'.join(align)+'|'] + [f"| {' | '.join(r)} |" for r in rows[1:]])
 
-# %% ../nbs/06_evaluate.ipynb #dd937c93
+# %% ../nbs/06_evaluate.ipynb #dfd27ff5
 class Comparison(BasicRepr):
     "Several models on query `q` (their `hits` and warm query `times`) and on judgments (`evals`), side by side"
     def __init__(self, q:str, names:list, hits:list, times:list, first_times:list, evals:list=None): store_attr()
@@ -148,7 +148,7 @@ class Comparison(BasicRepr):
             if (img := self._plot_md()): res.append(img)
         return '\n\n'.join(res)
 
-# %% ../nbs/06_evaluate.ipynb #a8255f3a
+# %% ../nbs/06_evaluate.ipynb #6ef69639
 @patch
 def plot(self:Comparison, ax=None):
     "Quality (nDCG@k) against query time, one point per model"
@@ -171,7 +171,7 @@ def _plot_md(self:Comparison):
     fig.savefig(buf, format='png', dpi=80, bbox_inches='tight'); plt.close(fig)
     return f"![Quality against query time](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
-# %% ../nbs/06_evaluate.ipynb #a4a2d71f
+# %% ../nbs/06_evaluate.ipynb #3ed618a9
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def compare_models(
     q:str, # What to look for; `None` to compare on `qrels` alone

@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/index.html.md"""
 __all__ = ['app_id', 'schema_version', 'PassageSetting', 'NotAnIndexError', 'index_owner', 'db_trouble', 'default_index_path',
            'NbIndex', 'Doc', 'StoredPassage', 'LexHit', 'Embeddings', 'IndexSummary', 'get_index', 'with_index']
 
-# %% ../nbs/04_index.ipynb #5f3c6c77
+# %% ../nbs/04_index.ipynb #bf54e5a6
 import os, sys, stat, json, time, sqlite3, hashlib, warnings, threading
 from typing import NamedTuple
 from urllib.parse import quote
@@ -19,7 +19,7 @@ from fastcore.xdg import xdg_cache_home
 from .read import *
 from .tokens import *
 
-# %% ../nbs/04_index.ipynb #e4e5738a
+# %% ../nbs/04_index.ipynb #fc9e4347
 class PassageSetting(BasicRepr):
     "How notebooks are cut into passages: the tokenizer (`tok`, fingerprinted by `tok_key`), `max_tokens`, `overlap` and `outputs`"
     def __init__(self, tok=word_offsets, tok_key='words', max_tokens:int=128, overlap:int=32, outputs:bool=False): store_attr()
@@ -42,7 +42,7 @@ def _primed(tok, texts):
         return [have[t] for t in ts]
     return _f
 
-# %% ../nbs/04_index.ipynb #06ed66c7
+# %% ../nbs/04_index.ipynb #87bd1fcc
 class NotAnIndexError(ValueError):
     "A file named as the index that nbsearch did not create: it is left exactly as it is"
 
@@ -63,18 +63,19 @@ def _old_index(p):
 
 def index_owner(
     p:Path # A file named as the index
-)->str: # 'none' (no such file), 'ours', or 'old' (an index of an earlier nbsearch)
+)->str: # 'none' (no such file, or an empty one), 'ours', or 'old' (an index of an earlier nbsearch)
     "Who made file `p`: a `NotAnIndexError` unless it is missing or nbsearch can prove it wrote it"
     try: s = os.stat(p)
     except FileNotFoundError: return 'none'
     if not stat.S_ISREG(s.st_mode): raise NotAnIndexError(f"'{p}' is not a regular file, so it cannot be an nbsearch index")
+    if s.st_size==0: return 'none'  # an empty file holds nothing to lose (and another process may be creating the index)
     with open(p, 'rb') as f: head = f.read(100)
     if len(head)==100 and head.startswith(_sqlite_magic):
         if int.from_bytes(head[68:72], 'big')==app_id: return 'ours'
         if _old_index(p): return 'old'
     raise NotAnIndexError(f"'{p}' is not an nbsearch index (nbsearch did not create it), so it was left as it is; name another file, or none for the default")
 
-# %% ../nbs/04_index.ipynb #8c3a18b4
+# %% ../nbs/04_index.ipynb #55b00263
 _corrupt_codes = {11, 26} # SQLITE_CORRUPT, SQLITE_NOTADB
 _unwritable_codes = {3, 5, 6, 8, 10, 13, 14} # PERM, BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
 
@@ -87,7 +88,7 @@ def db_trouble(
     c &= 0xff
     return 'corrupt' if c in _corrupt_codes else 'unwritable' if c in _unwritable_codes else None
 
-# %% ../nbs/04_index.ipynb #6d49c400
+# %% ../nbs/04_index.ipynb #02df3584
 _schema = '''
 create table if not exists meta (k text primary key, v text);
 create table if not exists folders (path text primary key, used int);
@@ -112,7 +113,7 @@ def default_index_path()->Path:
     "Where the index lives unless told otherwise: `nbsearch/index.db` under the user's cache directory"
     return xdg_cache_home()/'nbsearch'/'index.db'
 
-# %% ../nbs/04_index.ipynb #d845cf83
+# %% ../nbs/04_index.ipynb #3124d965
 def _create_file(p):
     "Create empty file `p`, readable by its owner alone, in a folder made private when nbsearch creates it; `False` if it exists"
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -130,27 +131,18 @@ def _remove(p):
     "Delete index file `p` (proven nbsearch's) and its write-ahead log"
     for s in ('', '-wal', '-shm'): Path(f'{p}{s}').unlink(missing_ok=True)
 
-def _owner_soon(p, wait=5.):
-    "`index_owner(p)`, waiting a little while another process is creating `p` (an empty file)"
-    t = time.monotonic()
-    while True:
-        try: return index_owner(p)
-        except NotAnIndexError:
-            if not (p.is_file() and p.stat().st_size==0) or time.monotonic()-t>wait: raise
-            time.sleep(0.05)
-
-# %% ../nbs/04_index.ipynb #5b37f474
+# %% ../nbs/04_index.ipynb #463380e5
 def _connect(p:Path|None):
     "A connection to the index at `p` (`None`: in memory), created if missing, rebuilt if an older nbsearch wrote it"
     if p is None:
         db = sqlite3.connect(':memory:', check_same_thread=False, isolation_level=None)
         _init(db); db.executescript(_temp_schema); return db
     new = _create_file(p)
-    own = 'none' if new else _owner_soon(p)
+    own = 'none' if new else index_owner(p)
     if own=='old': warnings.warn(f"The index at '{p}' was written by an earlier nbsearch; rebuilding it", stacklevel=4); _remove(p); return _connect(p)
     db = sqlite3.connect(p, check_same_thread=False, timeout=60, isolation_level=None)
     try:
-        if new: _init(db)
+        if own=='none': _init(db)
         elif (v := db.execute('pragma user_version').fetchone()[0])!=schema_version:
             db.close(); warnings.warn(f"The index at '{p}' has schema {v}, not {schema_version}; rebuilding it", stacklevel=4)
             _remove(p); return _connect(p)
@@ -162,7 +154,7 @@ def _connect(p:Path|None):
     except BaseException: db.close(); raise
     return db
 
-# %% ../nbs/04_index.ipynb #dc4e5e08
+# %% ../nbs/04_index.ipynb #29eb04fd
 _indexes = {} # The indexes this process opened, by path (`False`: in memory)
 
 class NbIndex:
@@ -183,7 +175,7 @@ class NbIndex:
             _remove(self.path)
             return _connect(self.path)
 
-# %% ../nbs/04_index.ipynb #ffbe9aff
+# %% ../nbs/04_index.ipynb #81b2b42f
 @patch
 def close(self:NbIndex):
     "Write the log into the database file, truncate it, and close the connection"
@@ -205,7 +197,7 @@ def reset(self:NbIndex, why:str=''):
         self._embs.clear(); self._docs_cache.clear()
         self.db = _connect(self.path)
 
-# %% ../nbs/04_index.ipynb #1978195b
+# %% ../nbs/04_index.ipynb #56644244
 def _stat(p):
     "Size, modification and change times of file `p` (of the link itself, for a broken link), or `None` if it is gone"
     try: s = os.stat(p)
@@ -229,7 +221,7 @@ def _hash(p, max_bytes:int=None):
         return h.hexdigest()
     finally: os.close(fd)
 
-# %% ../nbs/04_index.ipynb #b89d1b4b
+# %% ../nbs/04_index.ipynb #8f43aebd
 class Doc(NamedTuple):
     "What the index holds of a notebook under one setting"
     id:int; path:str; size:int; mtime:int; ctime:int; hash:str; title:str; n:int; len:int; err:str
@@ -245,7 +237,7 @@ def _utf8(s:str)->str:
     try: s.encode('utf-8'); return s
     except UnicodeEncodeError: return s.encode('utf-8', 'replace').decode('utf-8')
 
-# %% ../nbs/04_index.ipynb #837bfcd9
+# %% ../nbs/04_index.ipynb #b1eaba35
 @patch
 def _docs(self:NbIndex, pkey)->dict:
     "What the index holds of each notebook under setting `pkey`: `{path: Doc}`, cached"
@@ -262,7 +254,7 @@ def _drop(self:NbIndex, ids:list):
     for t,c in (('postings', 'doc'), ('vecs', 'doc'), ('passages', 'doc'), ('docs', 'id')):
         self.db.executemany(f'delete from {t} where {c}=?', args)
 
-# %% ../nbs/04_index.ipynb #86960d14
+# %% ../nbs/04_index.ipynb #5fd1cdc9
 class _Read(NamedTuple):
     "A notebook read for the index: its `stat` and `hash`, `title`, `passages` and cell ids by index, or the `err` that kept it from being read"
     path:str; stat:tuple; hash:str|None; title:str=''; passages:list=None; cell_ids:dict=None; err:str=None
@@ -284,7 +276,7 @@ def _read(setting, todo):
     return [_Read(p, st, h, nbs[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in nbs[p].cells}) if p in cut
             else _Read(p, st, h, err=errs.get(p)) for p,st,h in todo]
 
-# %% ../nbs/04_index.ipynb #58a370f3
+# %% ../nbs/04_index.ipynb #bab3d0da
 @patch
 def _add(self:NbIndex, pkey, rs:list):
     "Store notebooks `rs` (`_Read`s) under setting `pkey`, in the caller's write transaction"
@@ -309,7 +301,7 @@ def _add(self:NbIndex, pkey, rs:list):
     self.db.executemany('update passages set len=? where id=?', [(lens.get(i, 0), i) for i in owner])
     self.db.executemany('update docs set len=? where id=?', [(sum(lens.get(i, 0) for i in ids), d) for d,(ids,_) in docs.items()])
 
-# %% ../nbs/04_index.ipynb #a76b2001
+# %% ../nbs/04_index.ipynb #5775c8d4
 @patch
 @contextmanager
 def _write(self:NbIndex):
@@ -327,7 +319,7 @@ def _bar(total, desc, unit, progress):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
-# %% ../nbs/04_index.ipynb #f7e9a97c
+# %% ../nbs/04_index.ipynb #5138b4a3
 @patch
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
@@ -343,7 +335,7 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
             else: new.append((p, st, h))
         rs = _read(setting, new)+bad
         with self._write():
-            self._drop([docs[p].id for p in gone+[r.path for r in rs] if p in docs])
+            self._drop([i for p in gone+[r.path for r in rs] for i, in self.db.execute('select id from docs where pkey=? and path=?', (pkey, p))])  # as stored now: another process may be indexing too
             self.db.executemany('update docs set size=?, mtime=?, ctime=? where id=?', same)
             self._add(pkey, rs)
         for p in gone+[r.path for r in rs]:
@@ -352,7 +344,7 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
         bar.update(len(c))
     bar.close()
 
-# %% ../nbs/04_index.ipynb #821a999a
+# %% ../nbs/04_index.ipynb #ce604e26
 @patch
 def _stale(self:NbIndex, docs, top, paths):
     "Notebooks the index holds in folder `top`, that are not among `paths` and no longer exist"
@@ -374,7 +366,7 @@ def _encodable(self:NbIndex, paths):
             if p not in self._warned: warnings.warn(f"Skipped notebook {p!r}: its name is not valid UTF-8", stacklevel=4); self._warned.add(p)
     return res
 
-# %% ../nbs/04_index.ipynb #d94e2d5a
+# %% ../nbs/04_index.ipynb #9b065f4f
 @patch
 def sync(
     self:NbIndex,
@@ -411,7 +403,7 @@ def _warn_errs(self:NbIndex, pkey, paths):
             warnings.warn(f"Skipped notebook '{p}': {d.err}", stacklevel=3)
             self._warned.add(p)
 
-# %% ../nbs/04_index.ipynb #6125d933
+# %% ../nbs/04_index.ipynb #fea0cc2b
 def _passage(r):
     "A `StoredPassage` from a row of `passages` joined with `docs`"
     return StoredPassage(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], json.loads(r[5]))
@@ -432,7 +424,7 @@ def passages(
     docs = self._docs(setting.key)
     return [_passage(r) for p in paths if p in docs for r in self.db.execute(f'{_passage_sql} where p.doc=? order by p.id', (docs[p].id,))]
 
-# %% ../nbs/04_index.ipynb #49a4edec
+# %% ../nbs/04_index.ipynb #ba0c062d
 @patch
 def scope(
     self:NbIndex,
@@ -443,7 +435,7 @@ def scope(
     docs = self._docs(setting.key)
     return {p:docs[p] for p in paths if p in docs and docs[p].err is None}
 
-# %% ../nbs/04_index.ipynb #2baf5395
+# %% ../nbs/04_index.ipynb #300e35e1
 @patch
 def terms(self:NbIndex, q:str)->list:
     "The distinct index terms of query `q`'s search tokens (`query_tokens`), in order"
@@ -455,7 +447,7 @@ def terms(self:NbIndex, q:str)->list:
         self.db.execute('delete from temp.tokz')
     return list(dict.fromkeys(res))
 
-# %% ../nbs/04_index.ipynb #d683a0c3
+# %% ../nbs/04_index.ipynb #b9197bf8
 class LexHit(NamedTuple):
     "A passage found by BM25: its `id`, notebook `path` and `score` (higher is better)"
     id:int; path:str; score:float
@@ -499,7 +491,7 @@ def lexical(
     res = sorted(zip(u.tolist(), s.tolist()), key=lambda o: (-o[1], by_id[owner[o[0]]].path, o[0]))[:n]
     return [LexHit(i, by_id[owner[i]].path, sc) for i,sc in res]
 
-# %% ../nbs/04_index.ipynb #37545f83
+# %% ../nbs/04_index.ipynb #9ffc7fc1
 class Embeddings(NamedTuple):
     "Passage `ids` and their embeddings `vecs`, one float32 row each"
     ids:list; vecs:np.ndarray
@@ -535,7 +527,7 @@ def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk=
         bar.update(size)
     bar.close()
 
-# %% ../nbs/04_index.ipynb #61751c2f
+# %% ../nbs/04_index.ipynb #b35229c1
 @patch
 def embeddings(
     self:NbIndex,
@@ -565,7 +557,7 @@ def _set_meta(self:NbIndex, k, v):
     except sqlite3.Error as e:
         if db_trouble(e) is None: raise
 
-# %% ../nbs/04_index.ipynb #576f0a38
+# %% ../nbs/04_index.ipynb #a7274950
 @patch
 def passage_vecs(
     self:NbIndex,
@@ -592,7 +584,7 @@ def passage_vecs(
                 if db_trouble(e) is None: raise
     return np.stack([have[p.id] for p in ps])
 
-# %% ../nbs/04_index.ipynb #89a9d498
+# %% ../nbs/04_index.ipynb #680916ce
 class IndexSummary(BasicRepr):
     "Where the index is (`path`), its size in `bytes`, its `folders` and the `models` whose embeddings it holds"
     def __init__(self, path, bytes:int, folders:list, models:list): store_attr()
@@ -641,7 +633,7 @@ def clear(self:NbIndex)->int:
         self._embs.clear(); self._docs_cache.clear()
     return n
 
-# %% ../nbs/04_index.ipynb #8017cca3
+# %% ../nbs/04_index.ipynb #6f37bba8
 def _index_key(index): return False if index is False else Path(index or default_index_path()).expanduser().absolute()
 
 def get_index(
@@ -657,7 +649,7 @@ def get_index(
             _indexes[key] = NbIndex()
     return _indexes[key]
 
-# %% ../nbs/04_index.ipynb #9d8b92cc
+# %% ../nbs/04_index.ipynb #950d54e0
 def with_index(
     index, # What `get_index` takes
     f, # A function of an `NbIndex`

@@ -9,7 +9,7 @@ __all__ = ['scorers', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_f
            'shortlist', 'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores',
            'evidence', 'rank', 'rank_nbs']
 
-# %% ../nbs/05_search.ipynb #18748d46
+# %% ../nbs/05_search.ipynb #f49dd928
 import os, warnings
 from html import escape
 from typing import NamedTuple
@@ -21,13 +21,13 @@ from .tokens import *
 from .models import *
 from .index import *
 
-# %% ../nbs/05_search.ipynb #b461dc17
+# %% ../nbs/05_search.ipynb #c98a634f
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based index, and `cell_id` when the notebook has cell ids) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str, cell_id:str=None): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/05_search.ipynb #cc8932f2
+# %% ../nbs/05_search.ipynb #9fdc856e
 def _md_esc(s):
     "`s` safe inside a Markdown table: HTML escaped, pipes and brackets escaped, on one line"
     return escape(' '.join(str(s).split()), quote=False).replace('|', '\\|').replace('[', '\\[').replace(']', '\\]')
@@ -48,7 +48,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | {_md_link(h)} | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/05_search.ipynb #58172604
+# %% ../nbs/05_search.ipynb #9d7400fd
 def model_kind_of(
     m, # A loaded model, or `None`
     arg:str='model', # The argument it came from, for the error message
@@ -61,7 +61,7 @@ def model_kind_of(
     if 'SentenceTransformer' in names: return 'bi'
     raise TypeError(f"`{arg}` must be a cross-encoder or bi-encoder (a model, or the hub id or folder of one), or None for BM25 alone; not {truncstr(repr(m), 60)}")
 
-# %% ../nbs/05_search.ipynb #231f79ff
+# %% ../nbs/05_search.ipynb #676c5890
 _static = {}
 
 def _static_model():
@@ -89,7 +89,7 @@ def stage1_model(
     if (sm := _static_model()) is not None: return sm
     return m if model_kind_of(m)=='bi' else None
 
-# %% ../nbs/05_search.ipynb #99554c28
+# %% ../nbs/05_search.ipynb #71054814
 def setting_for(
     m, # A loaded model, or `None` for BM25 alone
     outputs:bool=False, # Read code cells' text outputs too?
@@ -100,7 +100,7 @@ def setting_for(
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/05_search.ipynb #177b6771
+# %% ../nbs/05_search.ipynb #687b3f27
 class Candidate(NamedTuple):
     "A passage found by stage 1, with its notebook, cells, texts and its rank and score in each leg (`None` when absent)"
     id:int; path:str; title:str; cells:list; cell_ids:list; ctx:str; parts:list
@@ -108,7 +108,7 @@ class Candidate(NamedTuple):
     @property
     def text(self): return '\n'.join([self.ctx, *self.parts])
 
-# %% ../nbs/05_search.ipynb #e1558c52
+# %% ../nbs/05_search.ipynb #549cc399
 def dense_ranking(
     q:str, # The query
     dm, # The dense leg's model (a bi-encoder)
@@ -125,7 +125,7 @@ def dense_ranking(
     top = np.lexsort((np.arange(len(s)), -s))[:depth]  # ties: by notebook order, then passage order
     return [(e.ids[i], float(s[i])) for i in top]
 
-# %% ../nbs/05_search.ipynb #4176a54c
+# %% ../nbs/05_search.ipynb #45435aea
 def candidates(
     q:str, # The query
     ix:NbIndex, # The index, up to date with `paths`
@@ -148,7 +148,7 @@ def candidates(
     return [Candidate(p.id, p.path, docs[p.path].title or Path(p.path).stem, p.cells, p.cell_ids, p.ctx, p.parts,
                       *lr.get(p.id, (None, None)), *dr.get(p.id, (None, None))) for p in ps]
 
-# %% ../nbs/05_search.ipynb #d7f43795
+# %% ../nbs/05_search.ipynb #fc0c9499
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -160,7 +160,7 @@ def _leg(cands, rank):
     "Candidates found by one leg (`rank` gets their rank in it), best first"
     return sorted((c for c in cands if rank(c) is not None), key=rank)
 
-# %% ../nbs/05_search.ipynb #5bdcbfe4
+# %% ../nbs/05_search.ipynb #e67eb44a
 def shortlist(
     cands:list, # `Candidate`s from `candidates`
     n_nbs:int=30, # Notebooks to keep (`None`: all)
@@ -181,7 +181,7 @@ def shortlist(
         if c.path in per_nb and len(per_nb[c.path])<each: per_nb[c.path].append(c)
     return [c for v in per_nb.values() for c in v]
 
-# %% ../nbs/05_search.ipynb #93d2ebe6
+# %% ../nbs/05_search.ipynb #b119b619
 def bm25_scores(q, m, ix, short, dense=None):
     "BM25 scores of passages `short` (0 for one the lexical leg did not find)"
     return np.array([c.lex_score or 0. for c in short], dtype='float32')
@@ -198,7 +198,7 @@ def xe_scores(q, m, ix, short, dense=None):
 
 scorers = dict(bm25=bm25_scores, bi=bi_scores, cross=xe_scores)
 
-# %% ../nbs/05_search.ipynb #a8c64e03
+# %% ../nbs/05_search.ipynb #0b7e8705
 def score(
     q:str, # The query
     m, # The ranking model, or `None` for BM25
@@ -209,7 +209,7 @@ def score(
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
     return np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense), dtype='float32')
 
-# %% ../nbs/05_search.ipynb #f267b13f
+# %% ../nbs/05_search.ipynb #61b093b8
 class NbEvidence(NamedTuple):
     "What a ranking rule knows of one notebook"
     path:str; title:str
@@ -229,7 +229,7 @@ def nb_scores(
     "Score each notebook from its evidence: today, the score of its best passage"
     return np.array([e.scores[0] for e in evidence], dtype='float64')
 
-# %% ../nbs/05_search.ipynb #9cbca3d7
+# %% ../nbs/05_search.ipynb #ccf4f994
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -237,7 +237,7 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/05_search.ipynb #5b6a7d98
+# %% ../nbs/05_search.ipynb #b777dfd1
 def evidence(
     q:str, # The query
     short:list, # `Candidate`s from `shortlist`
@@ -273,7 +273,7 @@ def rank(
                        c.cell_ids[b] if b<len(c.cell_ids) else None))
     return res
 
-# %% ../nbs/05_search.ipynb #e7549514
+# %% ../nbs/05_search.ipynb #b4239475
 def _check_args(q, k, outputs=False, nbs='.'):
     "A clear error for an argument of `rank_nbs` that cannot be right, naming it"
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {truncstr(repr(q), 40)}")
@@ -289,7 +289,7 @@ def _check_args(q, k, outputs=False, nbs='.'):
 def _check_int(v, name):
     if isinstance(v, bool) or not isinstance(v, int) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
 
-# %% ../nbs/05_search.ipynb #146fed19
+# %% ../nbs/05_search.ipynb #19b5565b
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them

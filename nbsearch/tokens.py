@@ -7,11 +7,11 @@ Docs: https://nbsearch.github.io/nbsearch/tokens.html.md"""
 # %% auto #0
 __all__ = ['stop_words', 'code_tokens', 'lex_text', 'query_tokens']
 
-# %% ../nbs/03_tokens.ipynb #1835255e
+# %% ../nbs/03_tokens.ipynb #5d3060cb
 import re, functools
 from fastcore.utils import *
 
-# %% ../nbs/03_tokens.ipynb #2cd914eb
+# %% ../nbs/03_tokens.ipynb #9972dfac
 _word_re = re.compile(r'[^\W\d_]*\d*[\w]*(?:\.[^\W\d]\w*)*', re.U)
 _part_re = re.compile(r'[A-Z]+(?![a-z])\d*|[A-Z]?[a-z]+\d*|[^\W_]+', re.U)
 
@@ -26,7 +26,7 @@ def code_tokens(s:str)->list:
             if len(parts := _part_re.findall(seg))>1: res += [o.lower() for o in parts]
     return [o for o in res if o]
 
-# %% ../nbs/03_tokens.ipynb #ae552af3
+# %% ../nbs/03_tokens.ipynb #122dae38
 _name_re = re.compile(r'\w+(?:\.\w+)*')
 def _compound(w): return '_' in w or '.' in w or not (w.islower() or w.isupper() or w.istitle() or w.isdigit())
 
@@ -37,7 +37,7 @@ def lex_text(s:str)->str:
     "The text the index tokenizes for passage text `s`: `s`, then the parts of its compound names (see `code_tokens`)"
     return s + '\n' + ' '.join(filter(None, (_compound_tokens(w) for w in _name_re.findall(s) if _compound(w))))
 
-# %% ../nbs/03_tokens.ipynb #9e40c30a
+# %% ../nbs/03_tokens.ipynb #a39ce89f
 stop_words = set('a an and are as at be by can do does for from how i in is it my of on or so that the this to what when where which who why with you'.split())
 
 def query_tokens(
