@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/index.html.md"""
 __all__ = ['app_id', 'schema_version', 'PassageSetting', 'NotAnIndexError', 'index_owner', 'db_trouble', 'default_index_path',
            'NbIndex', 'Doc', 'StoredPassage', 'LexHit', 'Embeddings', 'IndexSummary', 'get_index', 'with_index']
 
-# %% ../nbs/04_index.ipynb #bf54e5a6
+# %% ../nbs/04_index.ipynb #60fe6974
 import os, sys, stat, json, time, sqlite3, hashlib, warnings, threading
 from typing import NamedTuple
 from urllib.parse import quote
@@ -19,7 +19,7 @@ from fastcore.xdg import xdg_cache_home
 from .read import *
 from .tokens import *
 
-# %% ../nbs/04_index.ipynb #fc9e4347
+# %% ../nbs/04_index.ipynb #705f10d1
 class PassageSetting(BasicRepr):
     "How notebooks are cut into passages: the tokenizer (`tok`, fingerprinted by `tok_key`), `max_tokens`, `overlap` and `outputs`"
     def __init__(self, tok=word_offsets, tok_key='words', max_tokens:int=128, overlap:int=32, outputs:bool=False): store_attr()
@@ -42,7 +42,7 @@ def _primed(tok, texts):
         return [have[t] for t in ts]
     return _f
 
-# %% ../nbs/04_index.ipynb #87bd1fcc
+# %% ../nbs/04_index.ipynb #b3175680
 class NotAnIndexError(ValueError):
     "A file named as the index that nbsearch did not create: it is left exactly as it is"
 
@@ -75,7 +75,7 @@ def index_owner(
         if _old_index(p): return 'old'
     raise NotAnIndexError(f"'{p}' is not an nbsearch index (nbsearch did not create it), so it was left as it is; name another file, or none for the default")
 
-# %% ../nbs/04_index.ipynb #55b00263
+# %% ../nbs/04_index.ipynb #ca4ecf71
 _corrupt_codes = {11, 26} # SQLITE_CORRUPT, SQLITE_NOTADB
 _unwritable_codes = {3, 5, 6, 8, 10, 13, 14} # PERM, BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
 
@@ -88,13 +88,13 @@ def db_trouble(
     c &= 0xff
     return 'corrupt' if c in _corrupt_codes else 'unwritable' if c in _unwritable_codes else None
 
-# %% ../nbs/04_index.ipynb #02df3584
+# %% ../nbs/04_index.ipynb #81e2eaa4
 _schema = '''
 create table if not exists meta (k text primary key, v text);
 create table if not exists folders (path text primary key, used int);
 create table if not exists docs (id integer primary key autoincrement, pkey text not null, path text not null, size int, mtime int,
   ctime int, hash text, title text, n int, len int, err text, unique (pkey, path));
-create table if not exists passages (id integer primary key autoincrement, doc int not null, cells text, ids text, ctx text, parts text, len int);
+create table if not exists passages (id integer primary key autoincrement, doc int not null, ctx text, body text, len int);
 create index if not exists passages_doc on passages (doc);
 create table if not exists postings (term text, doc int, n int, hits blob, primary key (term, doc)) without rowid;
 create index if not exists postings_doc on postings (doc);
@@ -113,7 +113,7 @@ def default_index_path()->Path:
     "Where the index lives unless told otherwise: `nbsearch/index.db` under the user's cache directory"
     return xdg_cache_home()/'nbsearch'/'index.db'
 
-# %% ../nbs/04_index.ipynb #3124d965
+# %% ../nbs/04_index.ipynb #c4648648
 def _create_file(p):
     "Create empty file `p`, readable by its owner alone, in a folder made private when nbsearch creates it; `False` if it exists"
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ def _remove(p):
     "Delete index file `p` (proven nbsearch's) and its write-ahead log"
     for s in ('', '-wal', '-shm'): Path(f'{p}{s}').unlink(missing_ok=True)
 
-# %% ../nbs/04_index.ipynb #463380e5
+# %% ../nbs/04_index.ipynb #f55e2070
 def _connect(p:Path|None):
     "A connection to the index at `p` (`None`: in memory), created if missing, rebuilt if an older nbsearch wrote it"
     if p is None:
@@ -154,7 +154,7 @@ def _connect(p:Path|None):
     except BaseException: db.close(); raise
     return db
 
-# %% ../nbs/04_index.ipynb #29eb04fd
+# %% ../nbs/04_index.ipynb #1e6c6af1
 _indexes = {} # The indexes this process opened, by path (`False`: in memory)
 
 class NbIndex:
@@ -175,7 +175,7 @@ class NbIndex:
             _remove(self.path)
             return _connect(self.path)
 
-# %% ../nbs/04_index.ipynb #81b2b42f
+# %% ../nbs/04_index.ipynb #c4f31c6c
 @patch
 def close(self:NbIndex):
     "Write the log into the database file, truncate it, and close the connection"
@@ -197,7 +197,7 @@ def reset(self:NbIndex, why:str=''):
         self._embs.clear(); self._docs_cache.clear()
         self.db = _connect(self.path)
 
-# %% ../nbs/04_index.ipynb #56644244
+# %% ../nbs/04_index.ipynb #01e7de92
 def _stat(p):
     "Size, modification and change times of file `p` (of the link itself, for a broken link), or `None` if it is gone"
     try: s = os.stat(p)
@@ -221,7 +221,7 @@ def _hash(p, max_bytes:int=None):
         return h.hexdigest()
     finally: os.close(fd)
 
-# %% ../nbs/04_index.ipynb #8f43aebd
+# %% ../nbs/04_index.ipynb #355524a4
 class Doc(NamedTuple):
     "What the index holds of a notebook under one setting"
     id:int; path:str; size:int; mtime:int; ctime:int; hash:str; title:str; n:int; len:int; err:str
@@ -237,7 +237,7 @@ def _utf8(s:str)->str:
     try: s.encode('utf-8'); return s
     except UnicodeEncodeError: return s.encode('utf-8', 'replace').decode('utf-8')
 
-# %% ../nbs/04_index.ipynb #b1eaba35
+# %% ../nbs/04_index.ipynb #eb6f5941
 @patch
 def _docs(self:NbIndex, pkey)->dict:
     "What the index holds of each notebook under setting `pkey`: `{path: Doc}`, cached"
@@ -254,7 +254,7 @@ def _drop(self:NbIndex, ids:list):
     for t,c in (('postings', 'doc'), ('vecs', 'doc'), ('passages', 'doc'), ('docs', 'id')):
         self.db.executemany(f'delete from {t} where {c}=?', args)
 
-# %% ../nbs/04_index.ipynb #5fd1cdc9
+# %% ../nbs/04_index.ipynb #f9e3adb8
 class _Read(NamedTuple):
     "A notebook read for the index: its `stat` and `hash`, `title`, `passages` and cell ids by index, or the `err` that kept it from being read"
     path:str; stat:tuple; hash:str|None; title:str=''; passages:list=None; cell_ids:dict=None; err:str=None
@@ -276,7 +276,7 @@ def _read(setting, todo):
     return [_Read(p, st, h, nbs[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in nbs[p].cells}) if p in cut
             else _Read(p, st, h, err=errs.get(p)) for p,st,h in todo]
 
-# %% ../nbs/04_index.ipynb #bab3d0da
+# %% ../nbs/04_index.ipynb #8c9b3171
 @patch
 def _add(self:NbIndex, pkey, rs:list):
     "Store notebooks `rs` (`_Read`s) under setting `pkey`, in the caller's write transaction"
@@ -284,9 +284,8 @@ def _add(self:NbIndex, pkey, rs:list):
     for r in rs:
         cur = self.db.execute('insert into docs (pkey,path,size,mtime,ctime,hash,title,n,len,err) values (?,?,?,?,?,?,?,?,?,?)',
                               (pkey, r.path, *r.stat, r.hash, _utf8(r.title), len(r.passages or []), 0, r.err))
-        docs[cur.lastrowid] = [self.db.execute('insert into passages (doc,cells,ids,ctx,parts) values (?,?,?,?,?)',
-            (cur.lastrowid, json.dumps(p.cells), json.dumps([r.cell_ids.get(i) for i in p.cells]), _utf8(p.ctx),
-             json.dumps([_utf8(o) for o in p.parts]))).lastrowid for p in r.passages or []]
+        docs[cur.lastrowid] = [self.db.execute('insert into passages (doc,ctx,body) values (?,?,?)', (cur.lastrowid, _utf8(p.ctx),
+            json.dumps([p.cells, [r.cell_ids.get(i) for i in p.cells], [_utf8(o) for o in p.parts]]))).lastrowid for p in r.passages or []]
         docs[cur.lastrowid] = (docs[cur.lastrowid], r.passages or [])
     self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)',
                         [(i, lex_text(_utf8(p.text))) for ids,ps in docs.values() for i,p in zip(ids, ps)])
@@ -301,7 +300,7 @@ def _add(self:NbIndex, pkey, rs:list):
     self.db.executemany('update passages set len=? where id=?', [(lens.get(i, 0), i) for i in owner])
     self.db.executemany('update docs set len=? where id=?', [(sum(lens.get(i, 0) for i in ids), d) for d,(ids,_) in docs.items()])
 
-# %% ../nbs/04_index.ipynb #5775c8d4
+# %% ../nbs/04_index.ipynb #b331ba13
 @patch
 @contextmanager
 def _write(self:NbIndex):
@@ -319,7 +318,7 @@ def _bar(total, desc, unit, progress):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
-# %% ../nbs/04_index.ipynb #5138b4a3
+# %% ../nbs/04_index.ipynb #d2d71a02
 @patch
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
@@ -344,7 +343,7 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
         bar.update(len(c))
     bar.close()
 
-# %% ../nbs/04_index.ipynb #ce604e26
+# %% ../nbs/04_index.ipynb #c3e4deb3
 @patch
 def _stale(self:NbIndex, docs, top, paths):
     "Notebooks the index holds in folder `top`, that are not among `paths` and no longer exist"
@@ -366,7 +365,7 @@ def _encodable(self:NbIndex, paths):
             if p not in self._warned: warnings.warn(f"Skipped notebook {p!r}: its name is not valid UTF-8", stacklevel=4); self._warned.add(p)
     return res
 
-# %% ../nbs/04_index.ipynb #9b065f4f
+# %% ../nbs/04_index.ipynb #edd8e047
 @patch
 def sync(
     self:NbIndex,
@@ -403,12 +402,13 @@ def _warn_errs(self:NbIndex, pkey, paths):
             warnings.warn(f"Skipped notebook '{p}': {d.err}", stacklevel=3)
             self._warned.add(p)
 
-# %% ../nbs/04_index.ipynb #fea0cc2b
+# %% ../nbs/04_index.ipynb #bda8eefe
 def _passage(r):
     "A `StoredPassage` from a row of `passages` joined with `docs`"
-    return StoredPassage(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], json.loads(r[5]))
+    cells,ids,parts = json.loads(r[3])
+    return StoredPassage(r[0], r[1], cells, ids, r[2], parts)
 
-_passage_sql = 'select p.id, d.path, p.cells, p.ids, p.ctx, p.parts from passages p join docs d on d.id=p.doc'
+_passage_sql = 'select p.id, d.path, p.ctx, p.body from passages p join docs d on d.id=p.doc'
 
 @patch
 def passages(
@@ -424,7 +424,7 @@ def passages(
     docs = self._docs(setting.key)
     return [_passage(r) for p in paths if p in docs for r in self.db.execute(f'{_passage_sql} where p.doc=? order by p.id', (docs[p].id,))]
 
-# %% ../nbs/04_index.ipynb #ba0c062d
+# %% ../nbs/04_index.ipynb #8abd7d24
 @patch
 def scope(
     self:NbIndex,
@@ -435,7 +435,7 @@ def scope(
     docs = self._docs(setting.key)
     return {p:docs[p] for p in paths if p in docs and docs[p].err is None}
 
-# %% ../nbs/04_index.ipynb #300e35e1
+# %% ../nbs/04_index.ipynb #7961153c
 @patch
 def terms(self:NbIndex, q:str)->list:
     "The distinct index terms of query `q`'s search tokens (`query_tokens`), in order"
@@ -447,7 +447,7 @@ def terms(self:NbIndex, q:str)->list:
         self.db.execute('delete from temp.tokz')
     return list(dict.fromkeys(res))
 
-# %% ../nbs/04_index.ipynb #b9197bf8
+# %% ../nbs/04_index.ipynb #10e951e3
 class LexHit(NamedTuple):
     "A passage found by BM25: its `id`, notebook `path` and `score` (higher is better)"
     id:int; path:str; score:float
@@ -491,7 +491,7 @@ def lexical(
     res = sorted(zip(u.tolist(), s.tolist()), key=lambda o: (-o[1], by_id[owner[o[0]]].path, o[0]))[:n]
     return [LexHit(i, by_id[owner[i]].path, sc) for i,sc in res]
 
-# %% ../nbs/04_index.ipynb #9ffc7fc1
+# %% ../nbs/04_index.ipynb #3e7e9e95
 class Embeddings(NamedTuple):
     "Passage `ids` and their embeddings `vecs`, one float32 row each"
     ids:list; vecs:np.ndarray
@@ -527,7 +527,7 @@ def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk=
         bar.update(size)
     bar.close()
 
-# %% ../nbs/04_index.ipynb #b35229c1
+# %% ../nbs/04_index.ipynb #f98ca62c
 @patch
 def embeddings(
     self:NbIndex,
@@ -557,7 +557,7 @@ def _set_meta(self:NbIndex, k, v):
     except sqlite3.Error as e:
         if db_trouble(e) is None: raise
 
-# %% ../nbs/04_index.ipynb #a7274950
+# %% ../nbs/04_index.ipynb #f9e459b1
 @patch
 def passage_vecs(
     self:NbIndex,
@@ -584,7 +584,7 @@ def passage_vecs(
                 if db_trouble(e) is None: raise
     return np.stack([have[p.id] for p in ps])
 
-# %% ../nbs/04_index.ipynb #680916ce
+# %% ../nbs/04_index.ipynb #fc638a05
 class IndexSummary(BasicRepr):
     "Where the index is (`path`), its size in `bytes`, its `folders` and the `models` whose embeddings it holds"
     def __init__(self, path, bytes:int, folders:list, models:list): store_attr()
@@ -633,7 +633,7 @@ def clear(self:NbIndex)->int:
         self._embs.clear(); self._docs_cache.clear()
     return n
 
-# %% ../nbs/04_index.ipynb #6f37bba8
+# %% ../nbs/04_index.ipynb #4975b84d
 def _index_key(index): return False if index is False else Path(index or default_index_path()).expanduser().absolute()
 
 def get_index(
@@ -649,7 +649,7 @@ def get_index(
             _indexes[key] = NbIndex()
     return _indexes[key]
 
-# %% ../nbs/04_index.ipynb #950d54e0
+# %% ../nbs/04_index.ipynb #cfb5cc8b
 def with_index(
     index, # What `get_index` takes
     f, # A function of an `NbIndex`

@@ -9,7 +9,7 @@ __all__ = ['scorers', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_f
            'shortlist', 'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores',
            'evidence', 'rank', 'rank_nbs']
 
-# %% ../nbs/05_search.ipynb #f49dd928
+# %% ../nbs/05_search.ipynb #0fd7676a
 import os, warnings
 from html import escape
 from typing import NamedTuple
@@ -21,13 +21,13 @@ from .tokens import *
 from .models import *
 from .index import *
 
-# %% ../nbs/05_search.ipynb #c98a634f
+# %% ../nbs/05_search.ipynb #8888ac47
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based index, and `cell_id` when the notebook has cell ids) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str, cell_id:str=None): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/05_search.ipynb #9fdc856e
+# %% ../nbs/05_search.ipynb #0b7a9c6e
 def _md_esc(s):
     "`s` safe inside a Markdown table: HTML escaped, pipes and brackets escaped, on one line"
     return escape(' '.join(str(s).split()), quote=False).replace('|', '\\|').replace('[', '\\[').replace(']', '\\]')
@@ -48,7 +48,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | {_md_link(h)} | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/05_search.ipynb #9d7400fd
+# %% ../nbs/05_search.ipynb #6b5fbc79
 def model_kind_of(
     m, # A loaded model, or `None`
     arg:str='model', # The argument it came from, for the error message
@@ -61,7 +61,7 @@ def model_kind_of(
     if 'SentenceTransformer' in names: return 'bi'
     raise TypeError(f"`{arg}` must be a cross-encoder or bi-encoder (a model, or the hub id or folder of one), or None for BM25 alone; not {truncstr(repr(m), 60)}")
 
-# %% ../nbs/05_search.ipynb #676c5890
+# %% ../nbs/05_search.ipynb #647091b8
 _static = {}
 
 def _static_model():
@@ -89,7 +89,7 @@ def stage1_model(
     if (sm := _static_model()) is not None: return sm
     return m if model_kind_of(m)=='bi' else None
 
-# %% ../nbs/05_search.ipynb #71054814
+# %% ../nbs/05_search.ipynb #fbd95e7c
 def setting_for(
     m, # A loaded model, or `None` for BM25 alone
     outputs:bool=False, # Read code cells' text outputs too?
@@ -100,7 +100,7 @@ def setting_for(
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/05_search.ipynb #687b3f27
+# %% ../nbs/05_search.ipynb #1a9d1993
 class Candidate(NamedTuple):
     "A passage found by stage 1, with its notebook, cells, texts and its rank and score in each leg (`None` when absent)"
     id:int; path:str; title:str; cells:list; cell_ids:list; ctx:str; parts:list
@@ -108,7 +108,7 @@ class Candidate(NamedTuple):
     @property
     def text(self): return '\n'.join([self.ctx, *self.parts])
 
-# %% ../nbs/05_search.ipynb #549cc399
+# %% ../nbs/05_search.ipynb #038c870f
 def dense_ranking(
     q:str, # The query
     dm, # The dense leg's model (a bi-encoder)
@@ -125,7 +125,7 @@ def dense_ranking(
     top = np.lexsort((np.arange(len(s)), -s))[:depth]  # ties: by notebook order, then passage order
     return [(e.ids[i], float(s[i])) for i in top]
 
-# %% ../nbs/05_search.ipynb #45435aea
+# %% ../nbs/05_search.ipynb #4f9c7cd9
 def candidates(
     q:str, # The query
     ix:NbIndex, # The index, up to date with `paths`
@@ -148,7 +148,7 @@ def candidates(
     return [Candidate(p.id, p.path, docs[p.path].title or Path(p.path).stem, p.cells, p.cell_ids, p.ctx, p.parts,
                       *lr.get(p.id, (None, None)), *dr.get(p.id, (None, None))) for p in ps]
 
-# %% ../nbs/05_search.ipynb #fc0c9499
+# %% ../nbs/05_search.ipynb #b18982b4
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -160,7 +160,7 @@ def _leg(cands, rank):
     "Candidates found by one leg (`rank` gets their rank in it), best first"
     return sorted((c for c in cands if rank(c) is not None), key=rank)
 
-# %% ../nbs/05_search.ipynb #e67eb44a
+# %% ../nbs/05_search.ipynb #182e2162
 def shortlist(
     cands:list, # `Candidate`s from `candidates`
     n_nbs:int=30, # Notebooks to keep (`None`: all)
@@ -181,7 +181,7 @@ def shortlist(
         if c.path in per_nb and len(per_nb[c.path])<each: per_nb[c.path].append(c)
     return [c for v in per_nb.values() for c in v]
 
-# %% ../nbs/05_search.ipynb #b119b619
+# %% ../nbs/05_search.ipynb #3cb4b2e0
 def bm25_scores(q, m, ix, short, dense=None):
     "BM25 scores of passages `short` (0 for one the lexical leg did not find)"
     return np.array([c.lex_score or 0. for c in short], dtype='float32')
@@ -198,7 +198,7 @@ def xe_scores(q, m, ix, short, dense=None):
 
 scorers = dict(bm25=bm25_scores, bi=bi_scores, cross=xe_scores)
 
-# %% ../nbs/05_search.ipynb #0b7e8705
+# %% ../nbs/05_search.ipynb #9decb921
 def score(
     q:str, # The query
     m, # The ranking model, or `None` for BM25
@@ -209,7 +209,7 @@ def score(
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
     return np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense), dtype='float32')
 
-# %% ../nbs/05_search.ipynb #61b093b8
+# %% ../nbs/05_search.ipynb #1d54bbc6
 class NbEvidence(NamedTuple):
     "What a ranking rule knows of one notebook"
     path:str; title:str
@@ -218,10 +218,10 @@ class NbEvidence(NamedTuple):
     lex_score:float=None # That passage's BM25 score
     title_match:float=0. # Share of the query's search tokens in its title
 
-def title_match(q:str, title:str)->float:
-    "Share of `q`'s search tokens that `title` holds"
-    qt = query_tokens(q)
-    return len(set(qt) & set(code_tokens(title)))/len(qt) if qt else 0.
+def title_match(q:str|set, title:str)->float:
+    "Share of `q`'s search tokens (or of the set of tokens `q`) that `title` holds"
+    qt = q if isinstance(q, set) else set(query_tokens(q))
+    return len(qt & set(code_tokens(title)))/len(qt) if qt else 0.
 
 def nb_scores(
     evidence:list, # An `NbEvidence` per notebook
@@ -229,7 +229,7 @@ def nb_scores(
     "Score each notebook from its evidence: today, the score of its best passage"
     return np.array([e.scores[0] for e in evidence], dtype='float64')
 
-# %% ../nbs/05_search.ipynb #ccf4f994
+# %% ../nbs/05_search.ipynb #87afd72a
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -237,14 +237,14 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/05_search.ipynb #b777dfd1
+# %% ../nbs/05_search.ipynb #ff758235
 def evidence(
     q:str, # The query
     short:list, # `Candidate`s from `shortlist`
     scores:np.ndarray, # Their scores from `score`
 )->list: # An `NbEvidence` per notebook, and the best passage of each, as `(NbEvidence, Candidate)` pairs
     "Gather, per notebook of `short`, what `nb_scores` ranks it by, with its best-scoring passage"
-    by_nb = {}
+    by_nb,qt = {},set(query_tokens(q))
     for c,s in zip(short, scores): by_nb.setdefault(c.path, []).append((float(s), c))
     res = []
     for p,cs in by_nb.items():
@@ -252,7 +252,7 @@ def evidence(
         lex = [c for _,c in cs if c.lex_rank is not None]
         best_lex = min(lex, key=lambda c: c.lex_rank) if lex else None
         ev = NbEvidence(p, cs[0][1].title, np.array([s for s,_ in cs]), best_lex and best_lex.lex_rank,
-                        best_lex and best_lex.lex_score, title_match(q, cs[0][1].title))
+                        best_lex and best_lex.lex_score, title_match(qt, cs[0][1].title))
         res.append((ev, cs[0][1]))
     return res
 
@@ -261,19 +261,20 @@ def rank(
     short:list, # `Candidate`s from `shortlist`
     scores:np.ndarray, # Their scores from `score`
     shown:dict=None, # Paths to show for the paths the index knows, e.g. as the user gave them
+    k:int=None, # How many hits to return (`None`: all)
 )->Hits: # One hit per notebook, best first
     "Stage 4: one `Hit` per notebook, scored by `nb_scores`, pointing at its best passage's best cell"
     evs = evidence(q, short, scores)
     ns = nb_scores([e for e,_ in evs])
     res = Hits()
-    for j in sorted(range(len(evs)), key=lambda j: (-ns[j], evs[j][0].path)):
+    for j in sorted(range(len(evs)), key=lambda j: (-ns[j], evs[j][0].path))[:k]:
         e,c = evs[j]
         b = _best_part(q, c.parts)
         res.append(Hit((shown or {}).get(c.path, c.path), float(ns[j]), e.title, c.cells[b], _snippet(c.parts[b]),
                        c.cell_ids[b] if b<len(c.cell_ids) else None))
     return res
 
-# %% ../nbs/05_search.ipynb #b4239475
+# %% ../nbs/05_search.ipynb #df0a5bc8
 def _check_args(q, k, outputs=False, nbs='.'):
     "A clear error for an argument of `rank_nbs` that cannot be right, naming it"
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {truncstr(repr(q), 40)}")
@@ -289,7 +290,7 @@ def _check_args(q, k, outputs=False, nbs='.'):
 def _check_int(v, name):
     if isinstance(v, bool) or not isinstance(v, int) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
 
-# %% ../nbs/05_search.ipynb #19b5565b
+# %% ../nbs/05_search.ipynb #8b686b59
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
@@ -318,5 +319,5 @@ def rank_nbs(
         n = rerank or (64 if kind=='cross' else 256)
         cands = candidates(q, ix, setting, rp, dm, max(512, n_nbs*16), progress, all_below=n if kind=='cross' else 0)
         short = shortlist(cands, None, None) if kind=='bm25' else shortlist(cands, n_nbs, n)
-        return rank(q, short, score(q, m, ix, short, dm), shown)[:k]
+        return rank(q, short, score(q, m, ix, short, dm), shown, k)
     return with_index(index, _search)

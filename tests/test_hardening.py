@@ -38,7 +38,7 @@ def snapshot(d):
 def index_state(path):
     "What an index holds, comparable across builds: per notebook, its passages' texts"
     db = sqlite3.connect(path)
-    return sorted(db.execute('select d.path, p.cells, p.ctx, p.parts from passages p join docs d on d.id=p.doc').fetchall())
+    return sorted(db.execute('select d.path, p.ctx, p.body from passages p join docs d on d.id=p.doc').fetchall())
 
 
 def test_concurrent_processes(tmp_path):
