@@ -9,7 +9,7 @@ __all__ = ['scorers', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_f
            'shortlist', 'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores',
            'evidence', 'rank', 'rank_nbs']
 
-# %% ../nbs/05_search.ipynb #0fd7676a
+# %% ../nbs/05_search.ipynb #3fb01cd7
 import os, warnings
 from html import escape
 from typing import NamedTuple
@@ -21,13 +21,13 @@ from .tokens import *
 from .models import *
 from .index import *
 
-# %% ../nbs/05_search.ipynb #8888ac47
+# %% ../nbs/05_search.ipynb #5f990134
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based index, and `cell_id` when the notebook has cell ids) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str, cell_id:str=None): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/05_search.ipynb #0b7a9c6e
+# %% ../nbs/05_search.ipynb #5e871adc
 def _md_esc(s):
     "`s` safe inside a Markdown table: HTML escaped, pipes and brackets escaped, on one line"
     return escape(' '.join(str(s).split()), quote=False).replace('|', '\\|').replace('[', '\\[').replace(']', '\\]')
@@ -48,7 +48,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | {_md_link(h)} | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/05_search.ipynb #6b5fbc79
+# %% ../nbs/05_search.ipynb #aa1dfec9
 def model_kind_of(
     m, # A loaded model, or `None`
     arg:str='model', # The argument it came from, for the error message
@@ -61,7 +61,7 @@ def model_kind_of(
     if 'SentenceTransformer' in names: return 'bi'
     raise TypeError(f"`{arg}` must be a cross-encoder or bi-encoder (a model, or the hub id or folder of one), or None for BM25 alone; not {truncstr(repr(m), 60)}")
 
-# %% ../nbs/05_search.ipynb #647091b8
+# %% ../nbs/05_search.ipynb #996f180f
 _static = {}
 
 def _static_model():
@@ -89,7 +89,7 @@ def stage1_model(
     if (sm := _static_model()) is not None: return sm
     return m if model_kind_of(m)=='bi' else None
 
-# %% ../nbs/05_search.ipynb #fbd95e7c
+# %% ../nbs/05_search.ipynb #aac326c5
 def setting_for(
     m, # A loaded model, or `None` for BM25 alone
     outputs:bool=False, # Read code cells' text outputs too?
@@ -100,7 +100,7 @@ def setting_for(
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/05_search.ipynb #1a9d1993
+# %% ../nbs/05_search.ipynb #c7d4742b
 class Candidate(NamedTuple):
     "A passage found by stage 1, with its notebook, cells, texts and its rank and score in each leg (`None` when absent)"
     id:int; path:str; title:str; cells:list; cell_ids:list; ctx:str; parts:list
@@ -108,7 +108,7 @@ class Candidate(NamedTuple):
     @property
     def text(self): return '\n'.join([self.ctx, *self.parts])
 
-# %% ../nbs/05_search.ipynb #038c870f
+# %% ../nbs/05_search.ipynb #706bb77e
 def dense_ranking(
     q:str, # The query
     dm, # The dense leg's model (a bi-encoder)
@@ -125,7 +125,7 @@ def dense_ranking(
     top = np.lexsort((np.arange(len(s)), -s))[:depth]  # ties: by notebook order, then passage order
     return [(e.ids[i], float(s[i])) for i in top]
 
-# %% ../nbs/05_search.ipynb #4f9c7cd9
+# %% ../nbs/05_search.ipynb #01a16a53
 def candidates(
     q:str, # The query
     ix:NbIndex, # The index, up to date with `paths`
@@ -148,7 +148,7 @@ def candidates(
     return [Candidate(p.id, p.path, docs[p.path].title or Path(p.path).stem, p.cells, p.cell_ids, p.ctx, p.parts,
                       *lr.get(p.id, (None, None)), *dr.get(p.id, (None, None))) for p in ps]
 
-# %% ../nbs/05_search.ipynb #b18982b4
+# %% ../nbs/05_search.ipynb #b7065895
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -160,7 +160,7 @@ def _leg(cands, rank):
     "Candidates found by one leg (`rank` gets their rank in it), best first"
     return sorted((c for c in cands if rank(c) is not None), key=rank)
 
-# %% ../nbs/05_search.ipynb #182e2162
+# %% ../nbs/05_search.ipynb #20fcc9fa
 def shortlist(
     cands:list, # `Candidate`s from `candidates`
     n_nbs:int=30, # Notebooks to keep (`None`: all)
@@ -181,7 +181,7 @@ def shortlist(
         if c.path in per_nb and len(per_nb[c.path])<each: per_nb[c.path].append(c)
     return [c for v in per_nb.values() for c in v]
 
-# %% ../nbs/05_search.ipynb #3cb4b2e0
+# %% ../nbs/05_search.ipynb #ae8fe1c7
 def bm25_scores(q, m, ix, short, dense=None):
     "BM25 scores of passages `short` (0 for one the lexical leg did not find)"
     return np.array([c.lex_score or 0. for c in short], dtype='float32')
@@ -198,7 +198,7 @@ def xe_scores(q, m, ix, short, dense=None):
 
 scorers = dict(bm25=bm25_scores, bi=bi_scores, cross=xe_scores)
 
-# %% ../nbs/05_search.ipynb #9decb921
+# %% ../nbs/05_search.ipynb #161613c3
 def score(
     q:str, # The query
     m, # The ranking model, or `None` for BM25
@@ -209,7 +209,7 @@ def score(
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
     return np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense), dtype='float32')
 
-# %% ../nbs/05_search.ipynb #1d54bbc6
+# %% ../nbs/05_search.ipynb #b283cd92
 class NbEvidence(NamedTuple):
     "What a ranking rule knows of one notebook"
     path:str; title:str
@@ -229,7 +229,7 @@ def nb_scores(
     "Score each notebook from its evidence: today, the score of its best passage"
     return np.array([e.scores[0] for e in evidence], dtype='float64')
 
-# %% ../nbs/05_search.ipynb #87afd72a
+# %% ../nbs/05_search.ipynb #4d6630a6
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -237,7 +237,7 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/05_search.ipynb #ff758235
+# %% ../nbs/05_search.ipynb #6a5ccc63
 def evidence(
     q:str, # The query
     short:list, # `Candidate`s from `shortlist`
@@ -274,7 +274,7 @@ def rank(
                        c.cell_ids[b] if b<len(c.cell_ids) else None))
     return res
 
-# %% ../nbs/05_search.ipynb #df0a5bc8
+# %% ../nbs/05_search.ipynb #26351548
 def _check_args(q, k, outputs=False, nbs='.'):
     "A clear error for an argument of `rank_nbs` that cannot be right, naming it"
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {truncstr(repr(q), 40)}")
@@ -290,7 +290,7 @@ def _check_args(q, k, outputs=False, nbs='.'):
 def _check_int(v, name):
     if isinstance(v, bool) or not isinstance(v, int) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
 
-# %% ../nbs/05_search.ipynb #8b686b59
+# %% ../nbs/05_search.ipynb #a22dc2f8
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
