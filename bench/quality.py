@@ -33,7 +33,7 @@ def shortlist_recall(qrels, paths, root, m, index, n_nbs=30, rerank=None):
     hit = []
     for q,rel in qrels.items():
         cands = candidates(q, ix, st, rp, dm, max(512, n_nbs*16), all_below=n if kind=='cross' else 0)
-        kept = {_doc_id(c.path, root) for c in shortlist(cands, n_nbs, n)}
+        kept = {_doc_id(c.path, root) for c in shortlist(cands, n_nbs, None if kind=='bi' and dm is m else n)}
         hit += [d in kept for d,g in rel.items() if g>0]
     return float(np.mean(hit)), len(hit)
 

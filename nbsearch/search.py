@@ -9,7 +9,7 @@ __all__ = ['scorers', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_f
            'shortlist', 'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores',
            'evidence', 'rank', 'rank_nbs']
 
-# %% ../nbs/05_search.ipynb #3fb01cd7
+# %% ../nbs/05_search.ipynb #26194be2
 import os, warnings
 from html import escape
 from typing import NamedTuple
@@ -21,13 +21,13 @@ from .tokens import *
 from .models import *
 from .index import *
 
-# %% ../nbs/05_search.ipynb #5f990134
+# %% ../nbs/05_search.ipynb #5dae6872
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based index, and `cell_id` when the notebook has cell ids) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str, cell_id:str=None): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/05_search.ipynb #5e871adc
+# %% ../nbs/05_search.ipynb #db964607
 def _md_esc(s):
     "`s` safe inside a Markdown table: HTML escaped, pipes and brackets escaped, on one line"
     return escape(' '.join(str(s).split()), quote=False).replace('|', '\\|').replace('[', '\\[').replace(']', '\\]')
@@ -48,7 +48,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | {_md_link(h)} | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/05_search.ipynb #aa1dfec9
+# %% ../nbs/05_search.ipynb #174606cf
 def model_kind_of(
     m, # A loaded model, or `None`
     arg:str='model', # The argument it came from, for the error message
@@ -61,7 +61,7 @@ def model_kind_of(
     if 'SentenceTransformer' in names: return 'bi'
     raise TypeError(f"`{arg}` must be a cross-encoder or bi-encoder (a model, or the hub id or folder of one), or None for BM25 alone; not {truncstr(repr(m), 60)}")
 
-# %% ../nbs/05_search.ipynb #996f180f
+# %% ../nbs/05_search.ipynb #0a69acba
 _static = {}
 
 def _static_model():
@@ -89,7 +89,7 @@ def stage1_model(
     if (sm := _static_model()) is not None: return sm
     return m if model_kind_of(m)=='bi' else None
 
-# %% ../nbs/05_search.ipynb #aac326c5
+# %% ../nbs/05_search.ipynb #6e93b3c3
 def setting_for(
     m, # A loaded model, or `None` for BM25 alone
     outputs:bool=False, # Read code cells' text outputs too?
@@ -100,7 +100,7 @@ def setting_for(
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/05_search.ipynb #c7d4742b
+# %% ../nbs/05_search.ipynb #c0380209
 class Candidate(NamedTuple):
     "A passage found by stage 1, with its notebook, cells, texts and its rank and score in each leg (`None` when absent)"
     id:int; path:str; title:str; cells:list; cell_ids:list; ctx:str; parts:list
@@ -108,24 +108,23 @@ class Candidate(NamedTuple):
     @property
     def text(self): return '\n'.join([self.ctx, *self.parts])
 
-# %% ../nbs/05_search.ipynb #706bb77e
+# %% ../nbs/05_search.ipynb #a70e5c69
 def dense_ranking(
     q:str, # The query
     dm, # The dense leg's model (a bi-encoder)
     ix:NbIndex, # The index
     setting:PassageSetting, # The passages searched
     paths:list, # The notebooks searched, resolved
-    depth:int=512, # How many passages to return
     progress:bool=None, # Show a progress bar when embedding takes a while?
-)->list: # `(id, score)` pairs, best first
-    "The `depth` passages of `paths` most similar to `q` by embedding model `dm` (passages embedded once, and stored)"
+)->list: # `(id, score)` pairs for every passage of `paths`, best first
+    "The passages of `paths` ranked by similarity to `q` by embedding model `dm` (passages embedded once, and stored)"
     e = ix.embeddings(dm, model_key(dm), setting, paths, progress, name=model_name(dm))
     if not len(e.ids): return []
     s = e.vecs @ embed(dm, [q])[0]
-    top = np.lexsort((np.arange(len(s)), -s))[:depth]  # ties: by notebook order, then passage order
-    return [(e.ids[i], float(s[i])) for i in top]
+    order = np.lexsort((np.arange(len(s)), -s))  # ties: by notebook order, then passage order
+    return list(zip(np.asarray(e.ids)[order].tolist(), s[order].tolist()))
 
-# %% ../nbs/05_search.ipynb #01a16a53
+# %% ../nbs/05_search.ipynb #66f94ab2
 def candidates(
     q:str, # The query
     ix:NbIndex, # The index, up to date with `paths`
@@ -136,19 +135,19 @@ def candidates(
     progress:bool=None, # Show a progress bar when embedding takes a while?
     all_below:int=0, # When the notebooks hold at most this many passages, every one is a candidate
 )->list: # `Candidate`s: the lexical leg's, best first, then the dense leg's others (then the rest, with `all_below`)
-    "Stage 1: the passages of `paths` that BM25 and the dense leg rank highest for `q`"
+    "Stage 1: the `depth` passages of `paths` that BM25 ranks highest for `q`, and the `depth` the dense leg does, with both ranks of each"
     lex = ix.lexical(q, setting, paths, n=depth)
-    den = dense_ranking(q, dense, ix, setting, paths, depth, progress) if dense is not None else []
+    den = dense_ranking(q, dense, ix, setting, paths, progress) if dense is not None else []
     lr = {h.id:(r, h.score) for r,h in enumerate(lex)}
-    dr = {i:(r, s) for r,(i,s) in enumerate(den)}
+    dr = {i:(r, s) for r,(i,s) in enumerate(den)}  # every passage's: a lexical candidate gets its dense rank too
     docs = ix.scope(setting, paths)
-    ids = [h.id for h in lex]+[i for i,_ in den]
+    ids = [h.id for h in lex]+[i for i,_ in den[:depth]]
     if sum(d.n for d in docs.values())<=all_below: ids += [p.id for p in ix.passages(setting, list(docs))]
     ps = ix.passages(setting, ids=list(dict.fromkeys(ids)))
     return [Candidate(p.id, p.path, docs[p.path].title or Path(p.path).stem, p.cells, p.cell_ids, p.ctx, p.parts,
                       *lr.get(p.id, (None, None)), *dr.get(p.id, (None, None))) for p in ps]
 
-# %% ../nbs/05_search.ipynb #b7065895
+# %% ../nbs/05_search.ipynb #d5a17f04
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -160,7 +159,7 @@ def _leg(cands, rank):
     "Candidates found by one leg (`rank` gets their rank in it), best first"
     return sorted((c for c in cands if rank(c) is not None), key=rank)
 
-# %% ../nbs/05_search.ipynb #20fcc9fa
+# %% ../nbs/05_search.ipynb #5761832f
 def shortlist(
     cands:list, # `Candidate`s from `candidates`
     n_nbs:int=30, # Notebooks to keep (`None`: all)
@@ -181,7 +180,7 @@ def shortlist(
         if c.path in per_nb and len(per_nb[c.path])<each: per_nb[c.path].append(c)
     return [c for v in per_nb.values() for c in v]
 
-# %% ../nbs/05_search.ipynb #ae8fe1c7
+# %% ../nbs/05_search.ipynb #2c382be6
 def bm25_scores(q, m, ix, short, dense=None):
     "BM25 scores of passages `short` (0 for one the lexical leg did not find)"
     return np.array([c.lex_score or 0. for c in short], dtype='float32')
@@ -198,7 +197,7 @@ def xe_scores(q, m, ix, short, dense=None):
 
 scorers = dict(bm25=bm25_scores, bi=bi_scores, cross=xe_scores)
 
-# %% ../nbs/05_search.ipynb #161613c3
+# %% ../nbs/05_search.ipynb #9a980dcd
 def score(
     q:str, # The query
     m, # The ranking model, or `None` for BM25
@@ -209,7 +208,7 @@ def score(
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
     return np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense), dtype='float32')
 
-# %% ../nbs/05_search.ipynb #b283cd92
+# %% ../nbs/05_search.ipynb #0465c646
 class NbEvidence(NamedTuple):
     "What a ranking rule knows of one notebook"
     path:str; title:str
@@ -229,7 +228,7 @@ def nb_scores(
     "Score each notebook from its evidence: today, the score of its best passage"
     return np.array([e.scores[0] for e in evidence], dtype='float64')
 
-# %% ../nbs/05_search.ipynb #4d6630a6
+# %% ../nbs/05_search.ipynb #205cbef2
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -237,7 +236,7 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/05_search.ipynb #6a5ccc63
+# %% ../nbs/05_search.ipynb #04922ab2
 def evidence(
     q:str, # The query
     short:list, # `Candidate`s from `shortlist`
@@ -274,7 +273,7 @@ def rank(
                        c.cell_ids[b] if b<len(c.cell_ids) else None))
     return res
 
-# %% ../nbs/05_search.ipynb #26351548
+# %% ../nbs/05_search.ipynb #e5fef700
 def _check_args(q, k, outputs=False, nbs='.'):
     "A clear error for an argument of `rank_nbs` that cannot be right, naming it"
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {truncstr(repr(q), 40)}")
@@ -290,7 +289,7 @@ def _check_args(q, k, outputs=False, nbs='.'):
 def _check_int(v, name):
     if isinstance(v, bool) or not isinstance(v, int) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
 
-# %% ../nbs/05_search.ipynb #a22dc2f8
+# %% ../nbs/05_search.ipynb #76a444b4
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
@@ -300,7 +299,7 @@ def rank_nbs(
     index=None, # Where to keep passages and embeddings: `None` for the user's cache, `False` for memory, or a path
     retriever=None, # A bi-encoder for stage 1's dense leg; by default the static model, else `model` when it is a bi-encoder
     n_nbs:int=30, # Notebooks that stage 1 keeps for the ranking model
-    rerank:int=None, # Passages the ranking model scores; by default 64 for a cross-encoder, 256 for a bi-encoder
+    rerank:int=None, # Passages the ranking model scores; by default 64 for a cross-encoder, 256 for a bi-encoder (all, when it is stage 1's model)
     progress:bool=None, # Show progress bars? By default, on a terminal, for work over 2 seconds
 )->Hits: # Notebooks, best first
     "Rank the notebooks in `nbs` by how well they answer `q`, best first"
@@ -318,6 +317,7 @@ def rank_nbs(
         rp = ix.sync(paths, setting, progress)
         n = rerank or (64 if kind=='cross' else 256)
         cands = candidates(q, ix, setting, rp, dm, max(512, n_nbs*16), progress, all_below=n if kind=='cross' else 0)
-        short = shortlist(cands, None, None) if kind=='bm25' else shortlist(cands, n_nbs, n)
+        free = kind=='bm25' or (kind=='bi' and dm is m)  # the scores of every candidate are known already
+        short = shortlist(cands, None if kind=='bm25' else n_nbs, None if free else n)
         return rank(q, short, score(q, m, ix, short, dm), shown, k)
     return with_index(index, _search)
