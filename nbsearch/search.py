@@ -7,9 +7,9 @@ Docs: https://nbsearch.github.io/nbsearch/search.html.md"""
 # %% auto #0
 __all__ = ['scorers', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_for', 'Candidate', 'dense_ranking', 'candidates',
            'shortlist', 'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores',
-           'evidence', 'rank', 'rank_nbs']
+           'evidence', 'rank', 'filter_paths', 'rank_nbs']
 
-# %% ../nbs/05_search.ipynb #26194be2
+# %% ../nbs/05_search.ipynb #3d5db5a6
 import os, warnings
 from html import escape
 from typing import NamedTuple
@@ -21,13 +21,13 @@ from .tokens import *
 from .models import *
 from .index import *
 
-# %% ../nbs/05_search.ipynb #5dae6872
+# %% ../nbs/05_search.ipynb #f5c4e041
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based index, and `cell_id` when the notebook has cell ids) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str, cell_id:str=None): store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path}:{self.cell}')"
 
-# %% ../nbs/05_search.ipynb #db964607
+# %% ../nbs/05_search.ipynb #1707f181
 def _md_esc(s):
     "`s` safe inside a Markdown table: HTML escaped, pipes and brackets escaped, on one line"
     return escape(' '.join(str(s).split()), quote=False).replace('|', '\\|').replace('[', '\\[').replace(']', '\\]')
@@ -48,7 +48,7 @@ class Hits(L):
         return head + '\n'.join(f"| {i} | {h.score:.3f} | {_md_link(h)} | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
                                 for i,h in enumerate(self, 1))
 
-# %% ../nbs/05_search.ipynb #174606cf
+# %% ../nbs/05_search.ipynb #dd8ce82b
 def model_kind_of(
     m, # A loaded model, or `None`
     arg:str='model', # The argument it came from, for the error message
@@ -61,7 +61,7 @@ def model_kind_of(
     if 'SentenceTransformer' in names: return 'bi'
     raise TypeError(f"`{arg}` must be a cross-encoder or bi-encoder (a model, or the hub id or folder of one), or None for BM25 alone; not {truncstr(repr(m), 60)}")
 
-# %% ../nbs/05_search.ipynb #0a69acba
+# %% ../nbs/05_search.ipynb #9decf91f
 _static = {}
 
 def _static_model():
@@ -89,7 +89,7 @@ def stage1_model(
     if (sm := _static_model()) is not None: return sm
     return m if model_kind_of(m)=='bi' else None
 
-# %% ../nbs/05_search.ipynb #6e93b3c3
+# %% ../nbs/05_search.ipynb #0eb1806c
 def setting_for(
     m, # A loaded model, or `None` for BM25 alone
     outputs:bool=False, # Read code cells' text outputs too?
@@ -100,7 +100,7 @@ def setting_for(
     if m is None: return PassageSetting(max_tokens=max_tokens, overlap=overlap, outputs=outputs)
     return PassageSetting(model_tok(m), tok_key(m), window(m, max_tokens), overlap, outputs)
 
-# %% ../nbs/05_search.ipynb #c0380209
+# %% ../nbs/05_search.ipynb #ebe2fcfb
 class Candidate(NamedTuple):
     "A passage found by stage 1, with its notebook, cells, texts and its rank and score in each leg (`None` when absent)"
     id:int; path:str; title:str; cells:list; cell_ids:list; ctx:str; parts:list
@@ -108,7 +108,7 @@ class Candidate(NamedTuple):
     @property
     def text(self): return '\n'.join([self.ctx, *self.parts])
 
-# %% ../nbs/05_search.ipynb #a70e5c69
+# %% ../nbs/05_search.ipynb #5a15f9cc
 def dense_ranking(
     q:str, # The query
     dm, # The dense leg's model (a bi-encoder)
@@ -124,7 +124,7 @@ def dense_ranking(
     order = np.lexsort((np.arange(len(s)), -s))  # ties: by notebook order, then passage order
     return list(zip(np.asarray(e.ids)[order].tolist(), s[order].tolist()))
 
-# %% ../nbs/05_search.ipynb #66f94ab2
+# %% ../nbs/05_search.ipynb #072210dc
 def candidates(
     q:str, # The query
     ix:NbIndex, # The index, up to date with `paths`
@@ -147,7 +147,7 @@ def candidates(
     return [Candidate(p.id, p.path, docs[p.path].title or Path(p.path).stem, p.cells, p.cell_ids, p.ctx, p.parts,
                       *lr.get(p.id, (None, None)), *dr.get(p.id, (None, None))) for p in ps]
 
-# %% ../nbs/05_search.ipynb #d5a17f04
+# %% ../nbs/05_search.ipynb #f145a186
 def _rrf(rankings, k=60):
     "Reciprocal rank fusion of `rankings` (lists of ids, best first): `{id: score}`"
     res = {}
@@ -159,7 +159,7 @@ def _leg(cands, rank):
     "Candidates found by one leg (`rank` gets their rank in it), best first"
     return sorted((c for c in cands if rank(c) is not None), key=rank)
 
-# %% ../nbs/05_search.ipynb #5761832f
+# %% ../nbs/05_search.ipynb #ec24830c
 def shortlist(
     cands:list, # `Candidate`s from `candidates`
     n_nbs:int=30, # Notebooks to keep (`None`: all)
@@ -180,7 +180,7 @@ def shortlist(
         if c.path in per_nb and len(per_nb[c.path])<each: per_nb[c.path].append(c)
     return [c for v in per_nb.values() for c in v]
 
-# %% ../nbs/05_search.ipynb #2c382be6
+# %% ../nbs/05_search.ipynb #147708b8
 def bm25_scores(q, m, ix, short, dense=None):
     "BM25 scores of passages `short` (0 for one the lexical leg did not find)"
     return np.array([c.lex_score or 0. for c in short], dtype='float32')
@@ -197,7 +197,7 @@ def xe_scores(q, m, ix, short, dense=None):
 
 scorers = dict(bm25=bm25_scores, bi=bi_scores, cross=xe_scores)
 
-# %% ../nbs/05_search.ipynb #9a980dcd
+# %% ../nbs/05_search.ipynb #2a291a3f
 def score(
     q:str, # The query
     m, # The ranking model, or `None` for BM25
@@ -208,7 +208,7 @@ def score(
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
     return np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense), dtype='float32')
 
-# %% ../nbs/05_search.ipynb #0465c646
+# %% ../nbs/05_search.ipynb #09fd56c3
 class NbEvidence(NamedTuple):
     "What a ranking rule knows of one notebook"
     path:str; title:str
@@ -228,7 +228,7 @@ def nb_scores(
     "Score each notebook from its evidence: today, the score of its best passage"
     return np.array([e.scores[0] for e in evidence], dtype='float64')
 
-# %% ../nbs/05_search.ipynb #205cbef2
+# %% ../nbs/05_search.ipynb #a4b928fe
 def _best_part(q, parts):
     "Index of the part of a passage that shares the most words with `q` (the first one on a tie)"
     qt = set(code_tokens(q)) - stop_words
@@ -236,7 +236,7 @@ def _best_part(q, parts):
 
 def _snippet(s, n=200): return truncstr(' '.join(s.split()), n)
 
-# %% ../nbs/05_search.ipynb #04922ab2
+# %% ../nbs/05_search.ipynb #8caa417d
 def evidence(
     q:str, # The query
     short:list, # `Candidate`s from `shortlist`
@@ -273,7 +273,42 @@ def rank(
                        c.cell_ids[b] if b<len(c.cell_ids) else None))
     return res
 
-# %% ../nbs/05_search.ipynb #e5fef700
+# %% ../nbs/05_search.ipynb #9e1874ac
+import fnmatch, datetime
+
+def _when(t, name):
+    "Seconds since the epoch for `t`: a `datetime`, a `date`, an ISO 8601 string, or a number"
+    if t is None or isinstance(t, (int, float)) and not isinstance(t, bool): return t
+    if isinstance(t, str):
+        try: t = datetime.datetime.fromisoformat(t)
+        except ValueError: raise ValueError(f"`{name}` must be a date or time such as '2024-05-01', not {t!r}") from None
+    if isinstance(t, datetime.datetime): return t.timestamp()
+    if isinstance(t, datetime.date): return datetime.datetime(t.year, t.month, t.day).timestamp()
+    raise TypeError(f"`{name}` must be a date, a datetime, an ISO 8601 string or seconds since the epoch, not {t!r}")
+
+def filter_paths(
+    paths:list, # Notebooks
+    include:str|list=None, # Keep only notebooks whose path or name matches one of these globs
+    exclude:str|list=None, # Leave out notebooks whose path or name matches one of these globs
+    since=None, # Keep only notebooks modified at or after this time
+    before=None, # Keep only notebooks modified before this time
+)->list: # The notebooks kept, in order
+    "The notebooks of `paths` that pass the path and modification-time filters"
+    inc,exc = (L(o).map(str) if o is not None else None for o in (include, exclude))
+    t0,t1 = _when(since, 'since'),_when(before, 'before')
+    def _match(p, pats): return any(fnmatch.fnmatch(Path(p).as_posix(), o) or fnmatch.fnmatch(Path(p).name, o) for o in pats)
+    def _mtime(p):
+        try: return os.stat(p).st_mtime
+        except OSError: return None
+    def _keep(p):
+        if inc is not None and not _match(p, inc): return False
+        if exc is not None and _match(p, exc): return False
+        if t0 is None and t1 is None: return True
+        m = _mtime(p)
+        return m is None or (t0 is None or m>=t0) and (t1 is None or m<t1)  # an unreadable file stays, to be reported
+    return [p for p in paths if _keep(p)]
+
+# %% ../nbs/05_search.ipynb #d60b810b
 def _check_args(q, k, outputs=False, nbs='.'):
     "A clear error for an argument of `rank_nbs` that cannot be right, naming it"
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {truncstr(repr(q), 40)}")
@@ -289,7 +324,7 @@ def _check_args(q, k, outputs=False, nbs='.'):
 def _check_int(v, name):
     if isinstance(v, bool) or not isinstance(v, int) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
 
-# %% ../nbs/05_search.ipynb #76a444b4
+# %% ../nbs/05_search.ipynb #26aa6db0
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
@@ -301,13 +336,18 @@ def rank_nbs(
     n_nbs:int=30, # Notebooks that stage 1 keeps for the ranking model
     rerank:int=None, # Passages the ranking model scores; by default 64 for a cross-encoder, 256 for a bi-encoder (all, when it is stage 1's model)
     progress:bool=None, # Show progress bars? By default, on a terminal, for work over 2 seconds
+    include:str|list=None, # Search only notebooks whose path or name matches one of these globs
+    exclude:str|list=None, # Leave out notebooks whose path or name matches one of these globs
+    since=None, # Search only notebooks modified at or after this time (a date, datetime, ISO string or epoch seconds)
+    before=None, # Search only notebooks modified before this time
 )->Hits: # Notebooks, best first
     "Rank the notebooks in `nbs` by how well they answer `q`, best first"
     _check_args(q, k, outputs, nbs)
     _check_int(n_nbs, 'n_nbs')
     if rerank is not None: _check_int(rerank, 'rerank')
     if not query_tokens(q): return Hits()  # nothing to search for: the index is not touched
-    paths = get_nb_paths(nbs)
+    paths = filter_paths(get_nb_paths(nbs), include, exclude, since, before)
+    if not paths: return Hits()
     m,r = (None if o is None else load_model(o) for o in (model, retriever))
     kind = model_kind_of(m)
     dm = stage1_model(m, r)
