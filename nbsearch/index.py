@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/index.html.md"""
 __all__ = ['app_id', 'schema_version', 'PassageSetting', 'NotAnIndexError', 'index_owner', 'db_trouble', 'default_index_path',
            'NbIndex', 'Doc', 'StoredPassage', 'LexHit', 'Embeddings', 'IndexSummary', 'get_index', 'with_index']
 
-# %% ../nbs/04_index.ipynb #d8218adc
+# %% ../nbs/04_index.ipynb #ead116f1
 import os, sys, stat, json, time, sqlite3, hashlib, warnings, threading
 from typing import NamedTuple
 from urllib.parse import quote
@@ -19,7 +19,7 @@ from fastcore.xdg import xdg_cache_home
 from .read import *
 from .tokens import *
 
-# %% ../nbs/04_index.ipynb #9158565f
+# %% ../nbs/04_index.ipynb #8218edea
 class PassageSetting(BasicRepr):
     "How notebooks are cut into passages: the tokenizer (`tok`, fingerprinted by `tok_key`), `max_tokens`, `overlap` and `outputs`"
     def __init__(self, tok=word_offsets, tok_key='words', max_tokens:int=128, overlap:int=32, outputs:bool=False): store_attr()
@@ -42,12 +42,12 @@ def _primed(tok, texts):
         return [have[t] for t in ts]
     return _f
 
-# %% ../nbs/04_index.ipynb #256bcad2
+# %% ../nbs/04_index.ipynb #093b04f2
 class NotAnIndexError(ValueError):
     "A file named as the index that nbsearch did not create: it is left exactly as it is"
 
 app_id = 0x6e627378 # SQLite `application_id` of nbsearch's index files ('nbsx')
-schema_version = 4 # SQLite `user_version` of the index files this version writes
+schema_version = 5 # SQLite `user_version` of the index files this version writes
 _sqlite_magic = b'SQLite format 3\x00'
 
 def _old_index(p):
@@ -75,7 +75,7 @@ def index_owner(
         if _old_index(p): return 'old'
     raise NotAnIndexError(f"'{p}' is not an nbsearch index (nbsearch did not create it), so it was left as it is; name another file, or none for the default")
 
-# %% ../nbs/04_index.ipynb #1d589550
+# %% ../nbs/04_index.ipynb #96992b75
 _corrupt_codes = {11, 26} # SQLITE_CORRUPT, SQLITE_NOTADB
 _unwritable_codes = {3, 5, 6, 8, 10, 13, 14} # PERM, BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
 
@@ -88,7 +88,7 @@ def db_trouble(
     c &= 0xff
     return 'corrupt' if c in _corrupt_codes else 'unwritable' if c in _unwritable_codes else None
 
-# %% ../nbs/04_index.ipynb #f4da629a
+# %% ../nbs/04_index.ipynb #7b0e887e
 _schema = '''
 create table if not exists meta (k text primary key, v text);
 create table if not exists folders (path text primary key, used int);
@@ -96,7 +96,7 @@ create table if not exists docs (id integer primary key autoincrement, pkey text
   ctime int, hash text, title text, n int, len int, err text, unique (pkey, path));
 create table if not exists passages (id integer primary key autoincrement, doc int not null, ctx text, body text, len int);
 create index if not exists passages_doc on passages (doc);
-create table if not exists postings (term text, doc int, n int, hits blob, primary key (term, doc)) without rowid;
+create table if not exists postings (term text, doc int, n int, hits text, primary key (term, doc)) without rowid;
 create index if not exists postings_doc on postings (doc);
 create table if not exists vecs (mkey text, doc int, vecs blob, primary key (mkey, doc)) without rowid;
 create index if not exists vecs_doc on vecs (doc);
@@ -107,13 +107,14 @@ _temp_schema = '''
 create virtual table if not exists temp.tokz using fts5 (toks, tokenize="porter unicode61 tokenchars '_'");
 create virtual table if not exists temp.tokz_i using fts5vocab (temp, 'tokz', 'instance');
 create table if not exists temp.scope (doc integer primary key);
+create table if not exists temp.plen (id integer primary key, n int);
 '''
 
 def default_index_path()->Path:
     "Where the index lives unless told otherwise: `nbsearch/index.db` under the user's cache directory"
     return xdg_cache_home()/'nbsearch'/'index.db'
 
-# %% ../nbs/04_index.ipynb #cdbefb7f
+# %% ../nbs/04_index.ipynb #072ffcd2
 def _create_file(p):
     "Create empty file `p`, readable by its owner alone, in a folder made private when nbsearch creates it; `False` if it exists"
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -131,7 +132,7 @@ def _remove(p):
     "Delete index file `p` (proven nbsearch's) and its write-ahead log"
     for s in ('', '-wal', '-shm'): Path(f'{p}{s}').unlink(missing_ok=True)
 
-# %% ../nbs/04_index.ipynb #6a4f07cc
+# %% ../nbs/04_index.ipynb #14c2a833
 def _connect(p:Path|None):
     "A connection to the index at `p` (`None`: in memory), created if missing, rebuilt if an older nbsearch wrote it"
     if p is None:
@@ -154,7 +155,7 @@ def _connect(p:Path|None):
     except BaseException: db.close(); raise
     return db
 
-# %% ../nbs/04_index.ipynb #d54925cf
+# %% ../nbs/04_index.ipynb #14c7c419
 _indexes = {} # The indexes this process opened, by path (`False`: in memory)
 
 class NbIndex:
@@ -175,7 +176,7 @@ class NbIndex:
             _remove(self.path)
             return _connect(self.path)
 
-# %% ../nbs/04_index.ipynb #4d977f99
+# %% ../nbs/04_index.ipynb #a8ce41cf
 @patch
 def close(self:NbIndex):
     "Write the log into the database file, truncate it, and close the connection"
@@ -197,7 +198,7 @@ def reset(self:NbIndex, why:str=''):
         self._embs.clear(); self._docs_cache.clear()
         self.db = _connect(self.path)
 
-# %% ../nbs/04_index.ipynb #956fda12
+# %% ../nbs/04_index.ipynb #3a9f8075
 def _stat(p):
     "Size, modification and change times of file `p` (of the link itself, for a broken link), or `None` if it is gone"
     try: s = os.stat(p)
@@ -221,7 +222,7 @@ def _hash(p, max_bytes:int=None):
         return h.hexdigest()
     finally: os.close(fd)
 
-# %% ../nbs/04_index.ipynb #b42ba5f7
+# %% ../nbs/04_index.ipynb #fba5cae3
 class Doc(NamedTuple):
     "What the index holds of a notebook under one setting"
     id:int; path:str; size:int; mtime:int; ctime:int; hash:str; title:str; n:int; len:int; err:str
@@ -237,7 +238,7 @@ def _utf8(s:str)->str:
     try: s.encode('utf-8'); return s
     except UnicodeEncodeError: return s.encode('utf-8', 'replace').decode('utf-8')
 
-# %% ../nbs/04_index.ipynb #0f1c5ee2
+# %% ../nbs/04_index.ipynb #f8003ece
 @patch
 def _docs(self:NbIndex, pkey)->dict:
     "What the index holds of each notebook under setting `pkey`: `{path: Doc}`, cached"
@@ -254,7 +255,7 @@ def _drop(self:NbIndex, ids:list):
     for t,c in (('postings', 'doc'), ('vecs', 'doc'), ('passages', 'doc'), ('docs', 'id')):
         self.db.executemany(f'delete from {t} where {c}=?', args)
 
-# %% ../nbs/04_index.ipynb #fbfafa23
+# %% ../nbs/04_index.ipynb #68bbbd5d
 class _Read(NamedTuple):
     "A notebook read for the index: its `stat` and `hash`, `title`, `passages` and cell ids by index, or the `err` that kept it from being read"
     path:str; stat:tuple; hash:str|None; title:str=''; passages:list=None; cell_ids:dict=None; err:str=None
@@ -276,7 +277,7 @@ def _read(setting, todo):
     return [_Read(p, st, h, read[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in read[p].cells}) if p in cut
             else _Read(p, st, h, err=errs.get(p)) for p,st,h in todo]
 
-# %% ../nbs/04_index.ipynb #6c217b13
+# %% ../nbs/04_index.ipynb #a23773d5
 @patch
 def _add(self:NbIndex, pkey, rs:list):
     "Store notebooks `rs` (`_Read`s) under setting `pkey`, in the caller's write transaction"
@@ -289,18 +290,16 @@ def _add(self:NbIndex, pkey, rs:list):
         docs[cur.lastrowid] = (docs[cur.lastrowid], r.passages or [])
     self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)',
                         [(i, lex_text(_utf8(p.text))) for ids,ps in docs.values() for i,p in zip(ids, ps)])
-    lens = dict(self.db.execute('select doc, count(*) from temp.tokz_i group by doc'))
-    owner = {i:d for d,(ids,_) in docs.items() for i in ids}
-    post = {}
-    for term,i,tf in self.db.execute('select term, doc, count(*) from temp.tokz_i group by term, doc'):
-        post.setdefault((term, owner[i]), []).extend((i, tf, lens[i]))
+    self.db.execute('delete from temp.plen')
+    self.db.execute('insert into temp.plen select doc, count(*) from temp.tokz_i group by doc')
+    self.db.execute('''insert into postings select term, doc, count(*), group_concat(hit, ' ') from (
+        select v.term term, p.doc doc, v.doc || ' ' || count(*) || ' ' || l.n hit from temp.tokz_i v
+        join temp.plen l on l.id=v.doc join passages p on p.id=v.doc group by v.term, v.doc) group by term, doc''')
+    self.db.execute('update passages set len=(select n from temp.plen where plen.id=passages.id) where id in (select id from temp.plen)')
+    self.db.executemany('update docs set len=(select coalesce(sum(len), 0) from passages where doc=?) where id=?', [(d, d) for d in docs])
     self.db.execute('delete from temp.tokz')
-    self.db.executemany('insert into postings values (?,?,?,?)',
-                        [(t, d, len(v)//3, np.array(v, dtype='int64').tobytes()) for (t,d),v in post.items()])
-    self.db.executemany('update passages set len=? where id=?', [(lens.get(i, 0), i) for i in owner])
-    self.db.executemany('update docs set len=? where id=?', [(sum(lens.get(i, 0) for i in ids), d) for d,(ids,_) in docs.items()])
 
-# %% ../nbs/04_index.ipynb #58c29816
+# %% ../nbs/04_index.ipynb #fd9c8262
 @patch
 @contextmanager
 def _write(self:NbIndex):
@@ -318,7 +317,7 @@ def _bar(total, desc, unit, progress):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
-# %% ../nbs/04_index.ipynb #e13c2b8c
+# %% ../nbs/04_index.ipynb #b5ba38b4
 @patch
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
@@ -343,7 +342,7 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
         bar.update(len(c))
     bar.close()
 
-# %% ../nbs/04_index.ipynb #92e07631
+# %% ../nbs/04_index.ipynb #6553d7b4
 @patch
 def _stale(self:NbIndex, docs, top, paths):
     "Notebooks the index holds in folder `top`, that are not among `paths` and no longer exist"
@@ -365,7 +364,7 @@ def _encodable(self:NbIndex, paths):
             if p not in self._warned: warnings.warn(f"Skipped notebook {p!r}: its name is not valid UTF-8", stacklevel=4); self._warned.add(p)
     return res
 
-# %% ../nbs/04_index.ipynb #f60efed4
+# %% ../nbs/04_index.ipynb #ef9d15ca
 @patch
 def sync(
     self:NbIndex,
@@ -402,7 +401,7 @@ def _warn_errs(self:NbIndex, pkey, paths):
             warnings.warn(f"Skipped notebook '{p}': {d.err}", stacklevel=3)
             self._warned.add(p)
 
-# %% ../nbs/04_index.ipynb #a601ace1
+# %% ../nbs/04_index.ipynb #cead9202
 def _passage(r):
     "A `StoredPassage` from a row of `passages` joined with `docs`"
     cells,ids,parts = json.loads(r[3])
@@ -424,7 +423,7 @@ def passages(
     docs = self._docs(setting.key)
     return [_passage(r) for p in paths if p in docs for r in self.db.execute(f'{_passage_sql} where p.doc=? order by p.id', (docs[p].id,))]
 
-# %% ../nbs/04_index.ipynb #38ad8d4b
+# %% ../nbs/04_index.ipynb #ddd165bb
 @patch
 def scope(
     self:NbIndex,
@@ -435,7 +434,7 @@ def scope(
     docs = self._docs(setting.key)
     return {p:docs[p] for p in paths if p in docs and docs[p].err is None}
 
-# %% ../nbs/04_index.ipynb #ea79fe11
+# %% ../nbs/04_index.ipynb #bf9de900
 @patch
 def terms(self:NbIndex, q:str)->list:
     "The distinct index terms of query `q`'s search tokens (`query_tokens`), in order"
@@ -447,7 +446,7 @@ def terms(self:NbIndex, q:str)->list:
         self.db.execute('delete from temp.tokz')
     return list(dict.fromkeys(res))
 
-# %% ../nbs/04_index.ipynb #96beec4e
+# %% ../nbs/04_index.ipynb #2ec6aa56
 class LexHit(NamedTuple):
     "A passage found by BM25: its `id`, notebook `path` and `score` (higher is better)"
     id:int; path:str; score:float
@@ -477,21 +476,22 @@ def lexical(
         for t in sorted(terms, key=lambda t: df[t]):
             if not df[t] or keep and rows+df[t]>max_rows: continue
             keep.append(t); rows += df[t]
-        ids,contrib,owner = [],[],{}
+        ids,owners,contrib = [],[],[]
         for t in [t for t in terms if t in keep]:
-            got = self.db.execute(f'select doc, hits from postings where {sub} order by doc', (t,)).fetchall()
-            h = np.concatenate([np.frombuffer(o, dtype='int64') for _,o in got]).reshape(-1, 3)
-            for d,o in got: owner.update(dict.fromkeys(np.frombuffer(o, dtype='int64')[::3].tolist(), d))
+            got = self.db.execute(f'select doc, n, hits from postings where {sub} order by doc', (t,)).fetchall()
+            h = np.array(' '.join(o for *_,o in got).split(), dtype='int64').reshape(-1, 3)  # passage id, term count, passage length
             idf = max(np.log((N-df[t]+0.5)/(df[t]+0.5)), 1e-6)
             tf,dl = h[:,1].astype('float64'),h[:,2].astype('float64')
-            ids.append(h[:,0]); contrib.append(idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl)))
+            ids.append(h[:,0]); owners.append(np.repeat([d for d,*_ in got], [k for _,k,_ in got]))
+            contrib.append(idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl)))
     if not ids: return []
-    u,inv = np.unique(np.concatenate(ids), return_inverse=True)
+    u,first,inv = np.unique(np.concatenate(ids), return_index=True, return_inverse=True)
+    owner = dict(zip(u.tolist(), np.concatenate(owners)[first].tolist()))
     s = np.zeros(len(u)); np.add.at(s, inv, np.concatenate(contrib))
     res = sorted(zip(u.tolist(), s.tolist()), key=lambda o: (-o[1], by_id[owner[o[0]]].path, o[0]))[:n]
     return [LexHit(i, by_id[owner[i]].path, sc) for i,sc in res]
 
-# %% ../nbs/04_index.ipynb #5aa59251
+# %% ../nbs/04_index.ipynb #e69d07aa
 class Embeddings(NamedTuple):
     "Passage `ids` and their embeddings `vecs`, one float32 row each"
     ids:list; vecs:np.ndarray
@@ -527,7 +527,7 @@ def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk=
         bar.update(size)
     bar.close()
 
-# %% ../nbs/04_index.ipynb #c332ac54
+# %% ../nbs/04_index.ipynb #ad15bc2e
 @patch
 def embeddings(
     self:NbIndex,
@@ -557,7 +557,7 @@ def _set_meta(self:NbIndex, k, v):
     except sqlite3.Error as e:
         if db_trouble(e) is None: raise
 
-# %% ../nbs/04_index.ipynb #93e9bc3d
+# %% ../nbs/04_index.ipynb #24a9fbc5
 @patch
 def passage_vecs(
     self:NbIndex,
@@ -584,7 +584,7 @@ def passage_vecs(
                 if db_trouble(e) is None: raise
     return np.stack([have[p.id] for p in ps])
 
-# %% ../nbs/04_index.ipynb #7227c3df
+# %% ../nbs/04_index.ipynb #e275cf6a
 class IndexSummary(BasicRepr):
     "Where the index is (`path`), its size in `bytes`, its `folders` and the `models` whose embeddings it holds"
     def __init__(self, path, bytes:int, folders:list, models:list): store_attr()
@@ -631,7 +631,7 @@ def clear(self:NbIndex)->int:
         self._embs.clear(); self._docs_cache.clear()
     return n
 
-# %% ../nbs/04_index.ipynb #e5c54862
+# %% ../nbs/04_index.ipynb #56266b39
 def _index_key(index): return False if index is False else Path(index or default_index_path()).expanduser().absolute()
 
 def get_index(
@@ -647,7 +647,7 @@ def get_index(
             _indexes[key] = NbIndex()
     return _indexes[key]
 
-# %% ../nbs/04_index.ipynb #dda7621f
+# %% ../nbs/04_index.ipynb #549acf1e
 def with_index(
     index, # What `get_index` takes
     f, # A function of an `NbIndex`
