@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
 from nbsearch.core import *
-from nbsearch.core import _doc_id, _shortlist, ndcg, mrr, recall, read_qrels, evaluate, setting_for, get_index
+from nbsearch.core import _doc_id, evaluate, setting_for, get_index
+from nbsearch.evaluate import ndcg, mrr, recall, read_qrels
+from nbsearch.search import candidates, shortlist, stage1_model, model_kind_of
 from nbsearch.models import load_model, offline_model, is_cross, embed, cross_scores, model_key, model_name
 
 
@@ -22,18 +24,16 @@ def original_rank(q, paths, m, raw, raw_vecs=None):
     return [paths[i] for i in np.argsort(-s)]
 
 
-def shortlist_recall(qrels, paths, root, m, index, n_nbs=30, rerank=64):
-    "Share of judged (query, notebook) pairs whose notebook is in stage 1's shortlist"
+def shortlist_recall(qrels, paths, root, m, index, n_nbs=30, rerank=None):
+    "Share of judged (query, notebook) pairs whose notebook is in the shortlist, as `rank_nbs` builds it"
     ix,st = get_index(index),setting_for(m)
     rp = ix.sync(paths, st)
-    bi = None if is_cross(m) else m
+    kind,dm = model_kind_of(m),stage1_model(m)
+    n = rerank or (64 if kind=='cross' else 256)
     hit = []
     for q,rel in qrels.items():
-        dense = None
-        if bi is not None:
-            ids,vecs = ix.embeddings(bi, model_key(bi), st, rp)
-            dense = [ids[i] for i in np.argsort(-(vecs @ embed(bi, [q])[0]))]
-        kept = {_doc_id(p, root) for p in _shortlist(ix, st, rp, q, dense, n_nbs, rerank)[0]}
+        cands = candidates(q, ix, st, rp, dm, max(512, n_nbs*16), all_below=n if kind=='cross' else 0)
+        kept = {_doc_id(c.path, root) for c in shortlist(cands, n_nbs, None if kind=='bi' and dm is m else n)}
         hit += [d in kept for d,g in rel.items() if g>0]
     return float(np.mean(hit)), len(hit)
 

@@ -7,12 +7,12 @@ Docs: https://nbsearch.github.io/nbsearch/static.html.md"""
 # %% auto #0
 __all__ = ['read_safetensors', 'StaticModel', 'static_path', 'load_static', 'static_model']
 
-# %% ../nbs/02_static.ipynb #d92b7d29
+# %% ../nbs/02_static.ipynb #ca0da1a5
 import json, hashlib, itertools, importlib.resources
 import numpy as np
 from fastcore.utils import *
 
-# %% ../nbs/02_static.ipynb #407621a1
+# %% ../nbs/02_static.ipynb #823cb449
 _dtypes = {'F64':'<f8', 'F32':'<f4', 'F16':'<f2', 'I8':'i1', 'U8':'u1', 'I32':'<i4', 'I64':'<i8'}
 
 def read_safetensors(
@@ -27,7 +27,7 @@ def read_safetensors(
         return np.frombuffer(b, dt, count=(e-s)//dt.itemsize, offset=8+n+s).reshape(o['shape'])
     return {k:_arr(k, o) for k,o in json.loads(b[8:8+n]).items() if k!='__metadata__'}
 
-# %% ../nbs/02_static.ipynb #9d0232b1
+# %% ../nbs/02_static.ipynb #e3473c28
 class StaticModel:
     "A static embedding model in folder `path` (model2vec's layout): a text's vector is the mean of its tokens' vectors"
     kind = 'bi'
@@ -50,7 +50,7 @@ class StaticModel:
     def dim(self)->int: return self.vectors.shape[1]
     def get_embedding_dimension(self)->int: return self.dim
 
-# %% ../nbs/02_static.ipynb #2a2dad85
+# %% ../nbs/02_static.ipynb #a2b209c6
 def static_path()->Path:
     "Folder of the static model that ships with nbsearch, `static-minilm`"
     return Path(str(importlib.resources.files('nbsearch')))/'data'/'static-minilm'
@@ -64,7 +64,7 @@ def load_static(
     if miss: raise FileNotFoundError(f"'{p}' is not a static (model2vec) model folder: it has no {', '.join(miss)}")
     return StaticModel(p, 'static-minilm' if p.resolve()==static_path().resolve() else None)
 
-# %% ../nbs/02_static.ipynb #dba0b128
+# %% ../nbs/02_static.ipynb #b78d0c66
 _static = {}
 
 def static_model()->StaticModel:
@@ -72,7 +72,7 @@ def static_model()->StaticModel:
     if 'm' not in _static: _static['m'] = load_static()
     return _static['m']
 
-# %% ../nbs/02_static.ipynb #c32b5bce
+# %% ../nbs/02_static.ipynb #1b047b1c
 @patch
 def offsets(self:StaticModel, texts:list)->list:
     "Character offsets of the tokens of each of `texts`, without special tokens or truncation (a `tok` for `passages`)"
@@ -87,7 +87,7 @@ def _tokens(self:StaticModel, texts:list)->tuple:
     if (keep := flat!=self.unk).all(): return flat, n
     return flat[keep], np.bincount(np.repeat(np.arange(len(ids)), n)[keep], minlength=len(ids))
 
-# %% ../nbs/02_static.ipynb #8f265329
+# %% ../nbs/02_static.ipynb #0fd0da73
 @patch
 def _embed(self:StaticModel, texts:list)->np.ndarray:
     "Mean token vector of each of `texts` (zeros for a text with no token), normalised when the model is"
@@ -102,7 +102,7 @@ def _embed(self:StaticModel, texts:list)->np.ndarray:
     if self.normalize: res /= np.linalg.norm(res, axis=1, keepdims=True)+1e-32
     return res
 
-# %% ../nbs/02_static.ipynb #836e264e
+# %% ../nbs/02_static.ipynb #4ec6068e
 @patch
 def embed(self:StaticModel, texts:list, batch_size:int=512)->np.ndarray:
     "Unit-length embeddings of `texts`, as a float32 array (a text with no known token gets a zero row)"

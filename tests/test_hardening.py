@@ -38,7 +38,7 @@ def snapshot(d):
 def index_state(path):
     "What an index holds, comparable across builds: per notebook, its passages' texts"
     db = sqlite3.connect(path)
-    return sorted(db.execute('select path, cells, ctx, body from passages').fetchall())
+    return sorted(db.execute('select d.path, p.ctx, p.body from passages p join docs d on d.id=p.doc').fetchall())
 
 
 def test_concurrent_processes(tmp_path):
@@ -51,7 +51,7 @@ res = [[h.title for h in rank_nbs(q, {str(corpus)!r}, model=None, k=3, index={st
 print(json.dumps(res))'''
     ps = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in ps]
-    assert [p.returncode for p in ps]==[0, 0], outs
+    assert [p.returncode for p in ps]==[0, 0], [e[-3000:] for _,e in outs]
     a,b = (json.loads(o) for o,_ in outs)
     assert a==b and all(len(r)==3 for r in a)
     fresh = NbIndex(tmp_path/'fresh.db'); fresh.sync(get_nb_paths(corpus), PassageSetting())
@@ -169,8 +169,8 @@ def test_embeddings_are_plain_arrays(tmp_path):
     c = mk_corpus(tmp_path/'c', 3)
     rank_nbs('port', c, model=str(get_model_path()), index=tmp_path/'ix.db')
     db = sqlite3.connect(tmp_path/'ix.db')
-    for path,vecs in db.execute('select path, vecs from embs'):
-        n = db.execute('select count(*) from passages where path=?', (path,)).fetchone()[0]
+    for doc,vecs in db.execute('select doc, vecs from vecs'):
+        n = db.execute('select count(*) from passages where doc=?', (doc,)).fetchone()[0]
         assert len(vecs)==n*384*4
     src = ' '.join(p.read_text() for p in Path(__file__).parent.parent.glob('nbsearch/*.py'))
     assert 'pickle' not in src and 'allow_pickle' not in src and 'trust_remote_code=False' in src
