@@ -169,9 +169,13 @@ def test_embeddings_are_plain_arrays(tmp_path):
     c = mk_corpus(tmp_path/'c', 3)
     rank_nbs('port', c, model=str(get_model_path()), index=tmp_path/'ix.db')
     db = sqlite3.connect(tmp_path/'ix.db')
-    for doc,vecs in db.execute('select doc, vecs from vecs'):
+    rows = db.execute('select doc, vecs from vecs').fetchall()
+    assert rows
+    for doc,vecs in rows:  # the static leg's vectors (256 float32 a passage), a whole notebook at a time
         n = db.execute('select count(*) from passages where doc=?', (doc,)).fetchone()[0]
-        assert len(vecs)==n*384*4
+        assert len(vecs)==n*256*4
+    pv = db.execute('select vec from pvecs').fetchall()
+    assert pv and all(len(v)==384*4 for v, in pv)  # MiniLM's vectors of the passages it scored, one float32 row each
     src = ' '.join(p.read_text() for p in Path(__file__).parent.parent.glob('nbsearch/*.py'))
     assert 'pickle' not in src and 'allow_pickle' not in src and 'trust_remote_code=False' in src
 
