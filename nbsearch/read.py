@@ -290,17 +290,15 @@ def _check_file(st):
     if not stat.S_ISREG(st.st_mode): raise ValueError('not a regular file (a FIFO, device, socket or folder is never read)')
     if st.st_size>max_nb_bytes: raise ValueError(f'{st.st_size/2**20:.0f} MB is over the {max_nb_bytes/2**20:.0f} MB limit (`max_nb_bytes`)')
 
-def _read(path, warn=True)->tuple:
-    "The text of file `path` and its `os.stat`, checked before it is opened and read to at most `max_nb_bytes`"
+def _read(path)->tuple:
+    "The text of file `path`, its `os.stat`, and whether bytes that are not UTF-8 were replaced; checked before it is opened, read to at most `max_nb_bytes`"
     _check_file(st := os.stat(path))
     with open(os.open(path, os.O_RDONLY|getattr(os, 'O_NONBLOCK', 0)|getattr(os, 'O_BINARY', 0)), 'rb') as f:
         _check_file(os.fstat(f.fileno()))  # the path may have changed since `os.stat`
         b = f.read(max_nb_bytes+1)
     if len(b)>max_nb_bytes: raise ValueError(f'the file grew over the {max_nb_bytes/2**20:.0f} MB limit (`max_nb_bytes`) while it was read')
-    try: return b.decode('utf-8-sig'), st
-    except UnicodeDecodeError:
-        if warn: warnings.warn(f"Notebook '{path}': bytes that are not UTF-8 were replaced by U+FFFD", stacklevel=3)
-    return b.decode('utf-8-sig', errors='replace'), st
+    try: return b.decode('utf-8-sig'), st, False
+    except UnicodeDecodeError: return b.decode('utf-8-sig', errors='replace'), st, True
 
 # %% ../nbs/00_read.ipynb #7bf1f824
 def _parse_ipynb(text)->tuple:
@@ -319,8 +317,9 @@ def read_nb(
     outputs:bool=False # Add the text of code cells' outputs?
 )->Nb:
     "Notebook `path` as search sees it: a title, and its markdown and code cells as clean text"
-    text,st = _read(_expand(Path(path)))
+    text,st,bad = _read(_expand(Path(path)))
     nb,meta = _parsers.get(Path(path).suffix, _parse_ipynb)(text)
+    if bad: warnings.warn(f"Notebook '{path}': bytes that are not UTF-8 were replaced by U+FFFD", stacklevel=2)  # only once it is known to be a notebook
     cells = [Cell(c.idx_, c.cell_type, _clean_src(c), _out_text(c) if outputs and c.cell_type=='code' else '',
                   clean_text(c.id) if isinstance(c.get('id'), str) else None, _tags(c.get('metadata')))
              for c in nb.cells if c.get('cell_type') in ('markdown', 'code')]
@@ -377,7 +376,7 @@ def _marker_tags(m)->tuple:
 
 def _is_percent(p)->bool:
     "Is file `p` a jupytext percent-format script, with at least one `# %%` line? A file that cannot be read is not"
-    try: text = _read(p, warn=False)[0]
+    try: text = _read(p)[0]
     except (OSError, ValueError): return False
     return any(_marker(l) is not None for l in text.split('\n'))
 
