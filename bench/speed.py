@@ -92,8 +92,8 @@ def main(
         for b in baseline.split():
             print(f'\n######## baseline {b}', flush=True)
             with tempfile.NamedTemporaryFile(suffix='.json') as f:
-                args = [sys.executable, __file__, corpus, '--sizes', sizes, '--json_out', f.name] + ([] if original else ['--no-original'])
-                args += ['--orig_queries', str(orig_queries)] + (['--model', model] if model else [])
+                args = [sys.executable, __file__, corpus, '--sizes', sizes, '--json-out', f.name] + ([] if original else ['--no-original'])
+                args += ['--orig-queries', str(orig_queries)] + (['--model', model] if model else [])
                 subprocess.run(args, check=True, env={**os.environ, 'PYTHONPATH': str(Path(b).absolute())})
                 runs[b] = json.load(open(f.name))
         print(f'\n######## this checkout ({Path(__file__).parent.parent.absolute()})', flush=True)
