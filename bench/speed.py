@@ -2,13 +2,18 @@
 
     python bench/speed.py ../shared/corpora --sizes "80 1000"      # warm latency, nbsearch vs the original method
     python bench/speed.py ../shared/corpora --sizes 10000 --no-original  # 10,000 notebooks: build, queries, memory
+    git worktree add /tmp/speed-baseline 8e5716e      # an older nbsearch, to compare against in the same run:
+    python bench/speed.py ../shared/corpora --sizes 1000 --no-original --baseline /tmp/speed-baseline
+
+`--baseline DIR` (several, separated by spaces) runs this same script first with `PYTHONPATH=DIR`, in a subprocess, for
+each checkout, then on this code, and ends with a table of each one's numbers and their ratio to the first baseline's.
 
 Large corpora are made by copying the notebooks of `corpus` into distinct folders. The cross-encoder is a random model
 of the exact shape of `cross-encoder/ms-marco-TinyBERT-L2-v2` (weights do not change its speed). The original method is
 the blog post's: `CrossEncoder.rank` over every notebook's raw `.ipynb` JSON, per query. Both run in this process, on the
 same queries, one after the other; the ratio of their median latencies is the speed-up.
 """
-import os, sys, time, json, shutil, tempfile, resource, statistics as stats
+import os, sys, time, json, shutil, tempfile, resource, subprocess, statistics as stats
 from pathlib import Path
 from fastcore.script import call_parse
 from nbsearch.core import *
@@ -37,15 +42,10 @@ def timeit(f, reps):
 
 def peak_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
 
-@call_parse
-def main(
-    corpus:str, # Folder of notebooks to replicate
-    sizes:str='80 1000', # Corpus sizes to measure, in notebooks
-    original:bool=True, # Also time the original method (slow: about 20 ms per notebook per query)
-    orig_queries:int=3, # Queries to time the original method on
-    model:str=None, # Model to rank with (default: a random cross-encoder of TinyBERT-L2's shape)
-):
-    "Print cold build time, warm query latency and peak memory for nbsearch, and the original method's latency"
+def _run(corpus, sizes, original, orig_queries, model):
+    "Time every size of `sizes`: `{n: {'build_s':..., 'warm_ms':..., ...}}`"
+    import nbsearch; print(f'nbsearch from {Path(nbsearch.__file__).parent}', flush=True)
+    res = {}
     with tempfile.TemporaryDirectory() as d:
         m = load_model(model or tiny_cross_encoder(Path(d)/'tinybert-l2'))
         for n in map(int, sizes.split()):
@@ -56,6 +56,7 @@ def main(
             print(f'cold: index built and first query in {build:.1f} s')
             warm = timeit(lambda q: rank_nbs(q, root, model=m, k=10, index=ix), queries)
             print(f'nbsearch warm query: {warm*1000:.0f} ms (median of {len(queries)})')
+            res[str(n)] = dict(build_s=build, warm_ms=warm*1000)
             if n<=100:  # is stage 1 worth it on a small corpus? time the model scoring every passage instead
                 full = timeit(lambda q: rank_nbs(q, root, model=m, k=10, index=ix, rerank=10**9), queries)
                 print(f'without stage 1 (the model scores every passage): {full*1000:.0f} ms')
@@ -64,7 +65,8 @@ def main(
             t = time.perf_counter(); rank_nbs(queries[1], root, model=m, k=10, index=ix); touched = time.perf_counter()-t
             with p.open('a') as f: f.write('\n')  # change one notebook's content
             t = time.perf_counter(); rank_nbs(queries[1], root, model=m, k=10, index=ix); edited = time.perf_counter()-t
-            print(f're-query after touching one notebook: {touched*1000:.0f} ms; after editing one: {edited*1000:.0f} ms')
+            print(f're-query after touching one notebook: {touched*1000:.0f} ms; after editing one: {edited*1000:.0f} ms', flush=True)
+            res[str(n)].update(touched_ms=touched*1000, edited_ms=edited*1000)
             print(f'peak memory so far: {peak_mb():.0f} MB')
             if original:
                 paths = get_nb_paths(root)
@@ -72,3 +74,36 @@ def main(
                 orig = timeit(lambda q: m.rank(q, raw, show_progress_bar=False), queries[:orig_queries])
                 print(f'original method: {orig*1000:.0f} ms per query (median of {orig_queries})')
                 print(f'speed-up: {orig/warm:.0f}x')
+    return res
+
+@call_parse
+def main(
+    corpus:str, # Folder of notebooks to replicate
+    sizes:str='80 1000', # Corpus sizes to measure, in notebooks
+    original:bool=True, # Also time the original method (slow: about 20 ms per notebook per query)
+    orig_queries:int=3, # Queries to time the original method on
+    model:str=None, # Model to rank with (default: a random cross-encoder of TinyBERT-L2's shape)
+    baseline:str=None, # Checkouts of other nbsearch versions (space-separated) to time the same way first, in subprocesses
+    json_out:str=None, # Write this run's numbers to this JSON file
+):
+    "Print cold build time, warm query latency and peak memory for nbsearch, and the original method's latency"
+    if baseline:
+        runs = {}
+        for b in baseline.split():
+            print(f'\n######## baseline {b}', flush=True)
+            with tempfile.NamedTemporaryFile(suffix='.json') as f:
+                args = [sys.executable, __file__, corpus, '--sizes', sizes, '--json-out', f.name] + ([] if original else ['--no-original'])
+                args += ['--orig-queries', str(orig_queries)] + (['--model', model] if model else [])
+                subprocess.run(args, check=True, env={**os.environ, 'PYTHONPATH': str(Path(b).absolute())})
+                runs[b] = json.load(open(f.name))
+        print(f'\n######## this checkout ({Path(__file__).parent.parent.absolute()})', flush=True)
+        runs['this'] = _run(corpus, sizes, original, orig_queries, model)
+        base = runs[baseline.split()[0]]
+        print('\n== summary (ratio: this number / the first baseline\'s)')
+        for n in base:
+            for k in base[n]:
+                print(f'{n:>6} notebooks  {k:<10}' + ''.join(f'  {Path(r).name}: {v[n][k]:9.3f} ({v[n][k]/base[n][k]:.2f}x)' for r,v in runs.items() if n in v and k in v[n]))
+        return
+    res = _run(corpus, sizes, original, orig_queries, model)
+    if json_out: Path(json_out).write_text(json.dumps(res))
+

@@ -162,7 +162,7 @@ class NbIndex:
     "Passages, postings and embeddings of notebooks, in SQLite at `path` (`None` keeps them in memory)"
     def __init__(self, path:str|Path=None):
         self.path = None if path is None else Path(path).expanduser().absolute()
-        self.lock,self._embs,self._docs_cache,self._warned = threading.RLock(),{},{},set()
+        self.lock,self._embs,self._docs_cache,self._warned,self._joins = threading.RLock(),{},{},set(),{}
         self.db = self._open()
 
     def __repr__(self): return f"NbIndex({str(self.path) if self.path else 'in memory'})"
@@ -195,7 +195,7 @@ def reset(self:NbIndex, why:str=''):
     with self.lock:
         self.close()
         if self.path: _remove(self.path)
-        self._embs.clear(); self._docs_cache.clear()
+        self._embs.clear(); self._docs_cache.clear(); self._joins.clear()
         self.db = _connect(self.path)
 
 # %% ../nbs/04_index.ipynb #3a9f8075
@@ -375,7 +375,7 @@ def sync(
     "Bring the index up to date with notebooks `paths`: read the new and changed ones, forget the ones that are gone"
     paths = self._encodable([os.path.abspath(p) for p in paths])
     with self.lock:
-        if (dv := self.db.execute('pragma data_version').fetchone()[0]) != getattr(self, '_dv', dv): self._embs.clear(); self._docs_cache.clear()
+        if (dv := self.db.execute('pragma data_version').fetchone()[0]) != getattr(self, '_dv', dv): self._embs.clear(); self._docs_cache.clear(); self._joins.clear()
         self._dv = dv
         docs,todo = self._docs(setting.key),[]
         for p in paths:
@@ -418,6 +418,7 @@ def passages(
 )->list: # `StoredPassage`s, in notebook order, or in the order of `ids`
     "Passages under `setting` of notebooks `paths`, or those with `ids`"
     if ids is not None:
+        ids = [int(i) for i in ids]
         res = {r[0]:_passage(r) for c in chunked(ids, 900) for r in self.db.execute(f"{_passage_sql} where p.id in ({','.join('?'*len(c))})", c)}
         return [res[i] for i in ids if i in res]
     docs = self._docs(setting.key)
@@ -450,6 +451,12 @@ def terms(self:NbIndex, q:str)->list:
 class LexHit(NamedTuple):
     "A passage found by BM25: its `id`, notebook `path` and `score` (higher is better)"
     id:int; path:str; score:float
+
+def _path_rank(by_id, owner):
+    "For each notebook id in `owner`, its notebook's rank by path among notebooks `by_id` (`{id: Doc}`)"
+    dids = np.array(sorted(by_id, key=lambda i: by_id[i].path), dtype='int64')
+    order = np.argsort(dids)
+    return order[np.searchsorted(dids, owner, sorter=order)]
 
 @patch
 def lexical(
@@ -486,15 +493,15 @@ def lexical(
             contrib.append(idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl)))
     if not ids: return []
     u,first,inv = np.unique(np.concatenate(ids), return_index=True, return_inverse=True)
-    owner = dict(zip(u.tolist(), np.concatenate(owners)[first].tolist()))
-    s = np.zeros(len(u)); np.add.at(s, inv, np.concatenate(contrib))
-    res = sorted(zip(u.tolist(), s.tolist()), key=lambda o: (-o[1], by_id[owner[o[0]]].path, o[0]))[:n]
-    return [LexHit(i, by_id[owner[i]].path, sc) for i,sc in res]
+    owner = np.concatenate(owners)[first]
+    s = np.bincount(inv, np.concatenate(contrib), len(u))
+    top = np.lexsort((u, _path_rank(by_id, owner), -s))[:n]  # best first; ties by notebook path, then passage id
+    return [LexHit(i, by_id[d].path, sc) for i,d,sc in zip(u[top].tolist(), owner[top].tolist(), s[top].tolist())]
 
 # %% ../nbs/04_index.ipynb #e69d07aa
 class Embeddings(NamedTuple):
-    "Passage `ids` and their embeddings `vecs`, one float32 row each"
-    ids:list; vecs:np.ndarray
+    "Passage `ids` (an int64 array) and their embeddings `vecs`, one float32 row each"
+    ids:np.ndarray; vecs:np.ndarray
 
 @patch
 def _ids(self:NbIndex, doc): return [i for i, in self.db.execute('select id from passages where doc=? order by id', (doc,))]
@@ -547,8 +554,17 @@ def embeddings(
             if name: self._set_meta(f'model:{mkey}', name)
             self._embed_new(m, mkey, setting, docs, have, progress)
         got = [have[p] for p in paths if p in have and len(have[p][1])]
-    if not got: return Embeddings([], np.zeros((0, 0), 'float32'))
-    return Embeddings([i for ids,_ in got for i in ids], np.concatenate([v for _,v in got]))
+        return self._joined((mkey, setting.key), got)
+
+@patch
+def _joined(self:NbIndex, key, got):
+    "One `Embeddings` of the per-notebook `(ids, vecs)` pairs `got`; the same object while they are the same arrays, so a warm query copies nothing"
+    if not got: return Embeddings(np.zeros(0, 'int64'), np.zeros((0, 0), 'float32'))
+    vs = [v for _,v in got]
+    if (c := self._joins.get(key)) and len(c[0])==len(vs) and all(a is b for a,b in zip(c[0], vs)): return c[1]
+    e = Embeddings(np.fromiter((i for ids,_ in got for i in ids), 'int64'), np.concatenate(vs))
+    self._joins[key] = (vs, e)  # holding `vs` keeps their ids from being reused by new arrays
+    return e
 
 @patch
 def _set_meta(self:NbIndex, k, v):
@@ -617,7 +633,7 @@ def prune(self:NbIndex)->dict:
         with self._write():
             self._drop([i for i,_ in gone])
             self.db.executemany('delete from folders where path=?', [(f,) for f in fs])
-        self._docs_cache.clear(); self._embs.clear()
+        self._docs_cache.clear(); self._embs.clear(); self._joins.clear()
     return dict(notebooks=len({p for _,p in gone}), folders=len(fs))
 
 @patch
@@ -628,7 +644,7 @@ def clear(self:NbIndex)->int:
         self.close()
         if self.path: _remove(self.path)
         _indexes.pop(self.path, None)
-        self._embs.clear(); self._docs_cache.clear()
+        self._embs.clear(); self._docs_cache.clear(); self._joins.clear()
     return n
 
 # %% ../nbs/04_index.ipynb #56266b39

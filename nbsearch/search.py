@@ -125,6 +125,22 @@ def dense_ranking(
     return list(zip(np.asarray(e.ids)[order].tolist(), s[order].tolist()))
 
 # %% ../nbs/05_search.ipynb #06fa735f
+def _dense_leg(q, dm, ix, setting, paths, lex_ids, depth, progress=None):
+    "The dense leg's `{id: (rank, score)}` for its best `depth` passages and for `lex_ids`, and the ids of those best, best first (as `dense_ranking` orders them)"
+    e = ix.embeddings(dm, model_key(dm), setting, paths, progress, name=model_name(dm))
+    if not len(e.ids): return {}, []
+    s = e.vecs @ embed(dm, [q])[0]
+    order = np.argsort(-s, kind='stable')  # ties: by notebook order, then passage order
+    top = order[:depth]
+    res = dict(zip(e.ids[top].tolist(), zip(range(len(top)), s[top].tolist())))
+    if lex_ids:  # a lexical candidate gets its dense rank too
+        rank = np.empty(len(s), 'int64'); rank[order] = np.arange(len(s))
+        srt = np.argsort(e.ids, kind='stable')
+        at = srt[np.searchsorted(e.ids, lex_ids, sorter=srt).clip(0, len(s)-1)]
+        for i,j in zip(lex_ids, at.tolist()):
+            if e.ids[j]==i and i not in res: res[i] = (int(rank[j]), float(s[j]))
+    return res, e.ids[top].tolist()
+
 def candidates(
     q:str, # The query
     ix:NbIndex, # The index, up to date with `paths`
@@ -137,12 +153,11 @@ def candidates(
 )->list: # `Candidate`s: the lexical leg's, best first, then the dense leg's others (then the rest, with `all_below`)
     "Stage 1: the `depth` passages of `paths` that BM25 ranks highest for `q`, and the `depth` the dense leg does, with both ranks of each"
     lex = ix.lexical(q, setting, paths, n=depth)
-    den = dense_ranking(q, dense, ix, setting, paths, progress) if dense is not None else []
     lr = {h.id:(r, h.score) for r,h in enumerate(lex)}
-    dr = {i:(r, s) for r,(i,s) in enumerate(den)}  # every passage's: a lexical candidate gets its dense rank too
     docs = ix.scope(setting, paths)
-    ids = [h.id for h in lex]+[i for i,_ in den[:depth]]
-    if sum(d.n for d in docs.values())<=all_below: ids += [p.id for p in ix.passages(setting, list(docs))]
+    ids = [h.id for h in lex]+([p.id for p in ix.passages(setting, list(docs))] if sum(d.n for d in docs.values())<=all_below else [])
+    dr,den = _dense_leg(q, dense, ix, setting, paths, ids, depth, progress) if dense is not None else ({}, [])
+    ids = [h.id for h in lex]+den+ids[len(lex):]
     ps = ix.passages(setting, ids=list(dict.fromkeys(ids)))
     return [Candidate(p.id, p.path, docs[p.path].title or Path(p.path).stem, p.cells, p.cell_ids, p.ctx, p.parts,
                       *lr.get(p.id, (None, None)), *dr.get(p.id, (None, None))) for p in ps]
