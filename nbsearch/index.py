@@ -487,7 +487,7 @@ def lexical(
         for t in [t for t in terms if t in keep]:
             got = self.db.execute(f'select doc, n, hits from postings where {sub} order by doc', (t,)).fetchall()
             h = np.array(' '.join(o for *_,o in got).split(), dtype='int64').reshape(-1, 3)  # passage id, term count, passage length
-            idf = max(np.log((N-df[t]+0.5)/(df[t]+0.5)), 1e-6)
+            idf = np.log1p((N-df[t]+0.5)/(df[t]+0.5))  # Lucene's idf: never 0, so a word in most passages still counts
             tf,dl = h[:,1].astype('float64'),h[:,2].astype('float64')
             ids.append(h[:,0]); owners.append(np.repeat([d for d,*_ in got], [k for _,k,_ in got]))
             contrib.append(idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl)))

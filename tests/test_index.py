@@ -172,3 +172,14 @@ def test_bad_arguments_are_named():
         with pytest.raises(exc, match=name): rank_nbs('port', index=False, **kw)
     from nbsearch.core import evaluate
     with pytest.raises(ValueError, match='no judged queries'): evaluate({}, c, model=None)
+
+
+def test_common_word_still_counts(tmp_path):
+    "A word in every notebook, or a search of one notebook, still scores by how often the word appears (never all 0)"
+    from fastcore.nbio import new_nb, mk_cell, write_nb
+    for name,n in (('groupby', 5), ('plot', 1), ('io', 1)):
+        write_nb(new_nb([mk_cell(f'# {name}', 'markdown'), mk_cell(' '.join(['pandas']*n) + f' {name} notes')]), tmp_path/f'{name}.ipynb')
+    hs = rank_nbs('pandas', tmp_path, model=None, index=False)
+    assert [h.title for h in hs][0]=='groupby' and all(h.score>0 for h in hs), hs
+    one = rank_nbs('pandas', tmp_path/'plot.ipynb', model=None, index=False)
+    assert len(one)==1 and one[0].score>0
