@@ -129,7 +129,7 @@ def test_text_output_is_terminal_safe(hostile, tmp_path):
     assert len(lines) == 6  # three hits, two lines each: the newline in a name does not split one
     for c in '\x1b\x07\x9b\u202e': assert c not in out
     assert any(l.endswith('new\\nline.ipynb [cell 1]') for l in lines)
-    assert 'Ports \\x1b]0;pwned\\x07\\x1b[2J\\x9b31m free' in out
+    assert re.search(r'Ports (\\x1b)?\]0;pwned(\\x07)?(\\x1b)?\[2J(\\x9b)?31m free', out)  # escaped here, or already dropped by `read_nb`
 
 def test_json_any_file_name(hostile, tmp_path):
     if sys.platform != 'linux': pytest.skip('file names that are not UTF-8 are a Linux matter')
@@ -148,7 +148,7 @@ def test_json_any_file_name(hostile, tmp_path):
         assert Path(os.fsdecode(base64.b64decode(caf['path_bytes']))).exists()
     assert f'{hostile}/new\nline.ipynb' in byname and 'path_bytes' not in byname[f'{hostile}/new\nline.ipynb']
     for h in hits: assert {'path', 'score', 'title', 'cell', 'snippet', 'link'} <= set(h)
-    assert byname[f'{hostile}/title.ipynb']['title'].startswith('Ports \x1b]0;')  # JSON keeps the text, escaped by JSON itself
+    assert byname[f'{hostile}/title.ipynb']['title'].startswith(('Ports \x1b]0;', 'Ports ]0;'))  # JSON keeps the text (escaped by JSON), or `read_nb` dropped the controls
     assert '\x1b' not in out
 
 def test_json_cell_id_and_link(tmp_path):
