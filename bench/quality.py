@@ -46,6 +46,7 @@ def main(
     subdirs:str='fastcore/nbs nbdev/nbs', # Folders of `corpus` to search (the judged part)
     index:str=None, # Index file (default: a fresh temporary one, so the build is measured too)
     rerank:int=None, # Passages the ranking model scores (default: `rank_nbs`'s)
+    quick:bool=False, # Only nbsearch's own numbers (no original method, no run without stage 1, no shortlist recall)
 ):
     "Print nDCG@10, MRR and recall@10 of nbsearch and of the original method, and the shortlist's recall"
     qs = read_qrels(qrels)
@@ -56,6 +57,10 @@ def main(
     with tempfile.TemporaryDirectory() as d:
         index = index or Path(d)/'index.db'
         t = time.perf_counter(); ev = evaluate(qs, nbs, model=m, root=corpus, index=index, k=10, **({'rerank': rerank} if rerank else {})); t = time.perf_counter()-t
+        if quick:
+            mn = ev.mean
+            print(f"nbsearch rank_nbs: nDCG@10 {mn['ndcg@10']:.3f} MRR {mn['mrr']:.3f} R@10 {mn['recall@10']:.3f}; {np.median([r['latency'] for r in ev.rows])*1000:.0f} ms median; {t:.0f} s")
+            return
         whole = evaluate(qs, nbs, model=m, root=corpus, index=index, k=10, n_nbs=10**6, rerank=10**9)  # stage 1 keeps everything
         raw = [Path(p).read_text(encoding='utf-8') for p in paths]
         raw_vecs = None if is_cross(m) else embed(m, raw)  # a bi-encoder embeds each notebook once
