@@ -167,22 +167,21 @@ def _interleave(orders, n):
 def shortlist(
     cands:list, # `Candidate`s from `candidates`
     n_nbs:int=30, # Notebooks to keep (`None`: all)
-    n_passages:int=200, # Passages to keep from those notebooks (`None`: all of theirs)
+    n_passages:int=200, # Passages to keep, spread evenly over those notebooks (`None`: all of theirs)
 )->list: # The `Candidate`s to score, notebook by notebook
-    "Stage 2: each leg's best `n_nbs//2` notebooks, then the best by fusion up to `n_nbs`; and `n_passages` of their passages, each one's best first"
+    "Stage 2: each leg's best `n_nbs//2` notebooks, then the best by fusion up to `n_nbs`; and their best passages, about `n_passages` in all"
     legs = [o for o in (_leg(cands, lambda c: c.lex_rank), _leg(cands, lambda c: c.dense_rank)) if o]
     nb_orders = [list(dict.fromkeys(c.path for c in l)) for l in legs]
     fused = _rrf(nb_orders)
     kept = list(dict.fromkeys(_interleave(nb_orders, n_nbs//2 if n_nbs is not None else 0) + sorted(fused, key=lambda p: (-fused[p], p))
                               + sorted({c.path for c in cands})))  # then those of passages neither leg ranked
     kept = kept[:n_nbs] if n_nbs is not None else kept
+    each = max(n_passages//max(len(kept), 1), 1) if n_passages is not None else len(cands)
     pr = _rrf([[c.id for c in l] for l in legs])
     by_nb = {p:[] for p in kept}
     for c in sorted(cands, key=lambda c: (-pr.get(c.id, 0), c.path, c.id)):
-        if c.path in by_nb: by_nb[c.path].append(c)
-    order = [v[0] for v in by_nb.values() if v] + [c for v in by_nb.values() for c in v[1:]]  # each notebook's best first
-    chosen = {c.id for c in (order if n_passages is None else order[:n_passages])}
-    return [c for v in by_nb.values() for c in v if c.id in chosen]
+        if c.path in by_nb and len(by_nb[c.path])<each: by_nb[c.path].append(c)
+    return [c for v in by_nb.values() for c in v]
 
 
 # %% ../nbs/05_search.ipynb #fa638fec
