@@ -29,7 +29,7 @@ def shortlist_recall(qrels, paths, root, m, index, n_nbs=30, rerank=None):
     ix,st = get_index(index),setting_for(m)
     rp = ix.sync(paths, st)
     kind,dm = model_kind_of(m),stage1_model(m)
-    n = rerank or (64 if kind=='cross' else 256)
+    n = rerank or (128 if kind=='cross' else 200)  # rank_nbs's defaults
     hit = []
     for q,rel in qrels.items():
         cands = candidates(q, ix, st, rp, dm, max(512, n_nbs*16), all_below=n if kind=='cross' else 0)
@@ -45,6 +45,8 @@ def main(
     model:str='all-MiniLM-L6-v2', # Model to rank with (hub id, local folder, or all-MiniLM-L6-v2 for the packaged one)
     subdirs:str='fastcore/nbs nbdev/nbs', # Folders of `corpus` to search (the judged part)
     index:str=None, # Index file (default: a fresh temporary one, so the build is measured too)
+    rerank:int=None, # Passages the ranking model scores (default: `rank_nbs`'s)
+    quick:bool=False, # Only nbsearch's own numbers (no original method, no run without stage 1, no shortlist recall)
 ):
     "Print nDCG@10, MRR and recall@10 of nbsearch and of the original method, and the shortlist's recall"
     qs = read_qrels(qrels)
@@ -54,7 +56,11 @@ def main(
     print(f'{len(qs)} queries, {len(paths)} notebooks, model {model_name(m)}')
     with tempfile.TemporaryDirectory() as d:
         index = index or Path(d)/'index.db'
-        t = time.perf_counter(); ev = evaluate(qs, nbs, model=m, root=corpus, index=index, k=10); t = time.perf_counter()-t
+        t = time.perf_counter(); ev = evaluate(qs, nbs, model=m, root=corpus, index=index, k=10, **({'rerank': rerank} if rerank else {})); t = time.perf_counter()-t
+        if quick:
+            mn = ev.mean
+            print(f"nbsearch rank_nbs: nDCG@10 {mn['ndcg@10']:.3f} MRR {mn['mrr']:.3f} R@10 {mn['recall@10']:.3f}; {np.median([r['latency'] for r in ev.rows])*1000:.0f} ms median; {t:.0f} s")
+            return
         whole = evaluate(qs, nbs, model=m, root=corpus, index=index, k=10, n_nbs=10**6, rerank=10**9)  # stage 1 keeps everything
         raw = [Path(p).read_text(encoding='utf-8') for p in paths]
         raw_vecs = None if is_cross(m) else embed(m, raw)  # a bi-encoder embeds each notebook once
@@ -62,7 +68,7 @@ def main(
         for q,rel in qs.items():
             ids = [_doc_id(p, corpus) for p in original_rank(q, paths, m, raw, raw_vecs)]
             rows.append((ndcg(ids, rel), mrr(ids, rel), recall(ids, rel)))
-        sr,n = shortlist_recall(qs, paths, corpus, m, index)
+        sr,n = shortlist_recall(qs, paths, corpus, m, index, rerank=rerank)
     o = np.mean(rows, axis=0)
     print(f"\n{'method':28} {'nDCG@10':>8} {'MRR':>6} {'R@10':>6}")
     print(f"{'original (raw JSON)':28} {o[0]:8.3f} {o[1]:6.3f} {o[2]:6.3f}")

@@ -216,6 +216,10 @@ def _index_path()->Path:
 def _where(): return (f"The index lives at {_index_path()} (under $XDG_CACHE_HOME, else ~/.cache); "
                       "`nbsearch-index` shows its size and folders, prunes what is gone, or clears it.")
 
+def _globs(s):
+    "A comma-separated list from the command line, as a list (`None` stays `None`)"
+    return None if s is None else [o.strip() for o in s.split(',') if o.strip()]
+
 def _index(index): return False if index in ('memory', 'none', 'false') else index
 
 def _check(q, K):
@@ -234,11 +238,18 @@ def nbsearch(
     outputs:bool=False, # Search the text outputs of code cells too
     index:str=None, # The index file (default: see below); `memory` to keep none
     quiet:bool=False, # No progress or notes on stderr (they show only on a terminal anyway); errors and warnings stay
+    include:str=None, # Search only notebooks whose path or file name matches one of these shell globs (comma-separated), e.g. '*/tools/*'
+    exclude:str=None, # Leave out notebooks whose path or file name matches one of these globs (comma-separated)
+    since:str=None, # Search only notebooks modified at or after this date or time (ISO 8601, e.g. 2024-05-01)
+    before:str=None, # Search only notebooks modified before this date or time
+    formats:str='ipynb', # Notebook formats to find in folders, comma-separated: ipynb, md, qmd, py (jupytext percent files)
 ):
     "Search the notebooks in `path` for `q` and show the best, with the cell that answers"
     from nbsearch.core import get_nb_paths, rank_nbs
-    _check(q, K); paths = get_nb_paths(path)  # argument errors first, before a model is loaded
-    hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=_index(index), progress=False if quiet else None)
+    _check(q, K); fs = _globs(formats)
+    paths = get_nb_paths(path, formats=fs)  # argument errors first, before a model is loaded
+    hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=_index(index), progress=False if quiet else None,
+                    include=_globs(include), exclude=_globs(exclude), since=since, before=before, formats=fs)
     if not in_cmd(): return hits
     print(hits_json(hits) if json else fmt_hits(hits, q, color=sys.stdout.isatty()) or 'No notebooks matched.')
 

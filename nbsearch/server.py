@@ -150,11 +150,11 @@ class NbServer:
 
 # %% ../nbs/09_server.ipynb #9f91029b
 @patch
-def paths(self:NbServer, path:str=None)->list:
-    "The notebooks to search: every one under the served folders, or under `path` (a notebook or folder in them)"
+def paths(self:NbServer, path:str=None, formats=('ipynb',))->list:
+    "The notebooks to search: every one under the served folders, or under `path` (a notebook or folder in them), in notebook `formats`"
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # unreadable folders are skipped; the server has no one to tell
-        res = get_nb_paths(self.roots.dirs if path is None else self.roots.resolve(path, folder=True))
+        res = get_nb_paths(self.roots.dirs if path is None else self.roots.resolve(path, folder=True), formats=formats)
     return [p for p in res if self.roots.root_of(p) is not None]  # links to notebooks elsewhere are not served
 
 # %% ../nbs/09_server.ipynb #07e36a23
@@ -179,7 +179,7 @@ def search(self:NbServer, query:str, k:int=5, path:str=None, outputs:bool=False,
     "The `k` notebooks under the served folders (or `path`) that best answer `query`, each with the cell that answers"
     _check_search(query, k, filters)
     with self.lock:
-        ps = self.paths(path)
+        ps = self.paths(path, (filters or {}).get('formats', ('ipynb',)))  # text notebooks are found only when asked for
         hs = rank_nbs(query, ps, model=self.model, k=k, outputs=outputs, index=self.index, progress=False, **(filters or {})) if ps else []
     def _hit(h):
         cid = getattr(h, 'cell_id', None) or _cell_id(h.path, h.cell)
