@@ -20,6 +20,9 @@ class _ArgError(Exception): pass
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message): raise _ArgError(message)  # a bad line is a message in the cell, never a SystemExit
+    def exit(self, status=0, message=None): raise _Exit(message or '')  # nor is `--help`, which has printed the help already
+
+class _Exit(Exception): pass
 
 def _parser():
     p = _Parser(prog='%nbsearch', description='Search notebooks for QUERY and show the best, with the cell that answers')
@@ -67,6 +70,8 @@ def nbsearch_magic(line:str): # A `%nbsearch` line: QUERY [--path P] [-k N] [--m
         a = parse_line(line)
         return MagicHits(a.query, rank_nbs(a.query, get_nb_paths(a.path), model=cli_model(a.model), k=a.k, outputs=a.outputs))
     except _ArgError as e: print(f'%nbsearch: {e}\n{_parser().format_usage()}')
+    except _Exit as e:
+        if str(e): print(e)
     except (FileNotFoundError, ValueError, ModelLoadError) as e: print(f'%nbsearch: error: {e}')
 
 def load_ipython_extension(ip):

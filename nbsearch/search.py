@@ -25,7 +25,7 @@ from .index import *
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based index, and `cell_id` when the notebook has cell ids) and a `snippet` of its best passage"
     def __init__(self, path, score:float, title:str, cell:int, snippet:str, cell_id:str=None): store_attr()
-    def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{self.path} [cell {self.cell}]')"
+    def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{_shown(self.path)} [cell {self.cell}]')"
 
 # %% ../nbs/05_search.ipynb #e090a100
 def _md_esc(s):
@@ -34,12 +34,15 @@ def _md_esc(s):
 
 def _md_link(h): return f"[{_md_esc(h.title)}]({quote(Path(h.path).as_posix())})"
 
+_ctl = {i:f'\\x{i:02x}' for i in [*range(32), 127]} | {10:'\\n', 9:'\\t'}
+def _shown(p): return str(p).translate(_ctl)  # a newline or escape in a file name cannot split a hit or reach the terminal
+
 class Hits(L):
     "Search results, best first: an `L` of `Hit`s, shown as a table"
     def _is_hits(self): return all(isinstance(o, Hit) for o in self)
     def __repr__(self):
         if not self._is_hits(): return super().__repr__()
-        rows = [f"{i:>2}  {h.score:7.3f}  {truncstr(h.title, 40):40}  {h.path} [cell {h.cell}]\n{'':13}{truncstr(h.snippet, 100)}"
+        rows = [f"{i:>2}  {h.score:7.3f}  {truncstr(h.title, 40):40}  {_shown(h.path)} [cell {h.cell}]\n{'':13}{truncstr(h.snippet, 100)}"
                 for i,h in enumerate(self, 1)]
         return '\n'.join(rows) or 'No hits'
     def _repr_markdown_(self):
@@ -330,9 +333,13 @@ def filter_paths(
     before=None, # Keep only notebooks modified before this time
 )->list: # The notebooks kept, in order
     "The notebooks of `paths` that pass the path and modification-time filters"
-    inc,exc = (L(o).map(str) if o is not None else None for o in (include, exclude))
+    for o,name in ((include, 'include'), (exclude, 'exclude')):
+        if o is not None and not all(isinstance(g, str) for g in L(o)): raise TypeError(f"`{name}` must be a glob or a list of globs, not {o!r}")
+    inc,exc = (L(o) if o is not None else None for o in (include, exclude))
     t0,t1 = _when(since, 'since'),_when(before, 'before')
-    def _match(p, pats): return any(fnmatch.fnmatch(Path(p).as_posix(), o) or fnmatch.fnmatch(Path(p).name, o) for o in pats)
+    def _match(p, pats):  # a glob matches the whole path, its name, or its end (`tools/*` matches `/home/me/nbs/tools/ports.ipynb`)
+        s = Path(p).as_posix()
+        return any(fnmatch.fnmatch(s, o) or fnmatch.fnmatch(Path(p).name, o) or fnmatch.fnmatch(s, '*/'+o.lstrip('/')) for o in pats)
     def _mtime(p):
         try: return os.stat(p).st_mtime
         except OSError: return None
@@ -384,6 +391,7 @@ def rank_nbs(
     if rerank is not None: _check_int(rerank, 'rerank')
     if not query_tokens(q): return Hits()  # nothing to search for: the index is not touched
     paths = filter_paths(get_nb_paths(nbs, formats=formats), include, exclude, since, before)
+    if not paths and not get_nb_paths(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
     if not paths: return Hits()
     m,r = (None if o is None else load_model(o) for o in (model, retriever))
     kind = model_kind_of(m)

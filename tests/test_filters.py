@@ -94,3 +94,22 @@ def test_mcp_filters(folder, tmp_path):
     assert {h['path'].split('/')[-2] for h in plain} == {'tools'}
     assert len(blog) == 2 and {h['path'].split('/')[-2] for h in blog} == {'blog'}
     assert zebra[0]['title'] == 'Zebra grooming' and zebra[0]['path'].endswith('zebra.md')
+
+def test_globs_match_the_end_of_a_path(folder):
+    "`tools/*` matches notebooks under a `tools` folder however deep the searched folder is: the form the MCP server shows paths in"
+    assert folders(search('port', folder, include='tools/*')) == {'tools'}
+    assert 'tools' not in folders(search('port undo commit', folder, exclude='tools/*'))
+
+def test_bad_glob_type(folder):
+    with pytest.raises(TypeError, match='include'): search('port', folder, include=5)
+
+def test_folder_without_notebooks_is_named(tmp_path):
+    with pytest.warns(UserWarning, match='No notebooks found'): assert len(search('port', tmp_path)) == 0
+
+def test_repr_escapes_file_names(tmp_path):
+    "A newline or an escape in a file name cannot split a hit or reach the terminal from `repr`"
+    from fastcore.nbio import new_nb, mk_cell, write_nb
+    write_nb(new_nb([mk_cell('# Ports', 'markdown'), mk_cell('kill the port')]), tmp_path/'a\nb\x1b[2J.ipynb')
+    r = repr(search('port', tmp_path))
+    assert '\x1b' not in r and 'a\\nb\\x1b[2J.ipynb [cell' in r and len(r.splitlines()) == 2
+    assert '\n' not in repr(search('port', tmp_path)[0])

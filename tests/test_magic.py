@@ -36,3 +36,8 @@ def test_import_stays_light():
     code = 'import sys, nbsearch; print(any(m in sys.modules for m in ("nbsearch.magic", "IPython", "torch")))'
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': str(REPO)})
     assert r.stdout.strip() == 'False', r
+
+def test_magic_help_is_not_an_exit(ip, capsys):
+    "`%nbsearch --help` prints the help, and never raises SystemExit (which would stop a script)"
+    ip.run_line_magic('nbsearch', '--help')
+    assert 'QUERY' in capsys.readouterr().out
