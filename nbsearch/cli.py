@@ -103,8 +103,8 @@ _at_exit = []
 
 def _load(name, msg, quiet):
     "Model `name`, loaded under status `msg`; in a command, a first ONNX export waits until the results are printed"
-    mm = _mm()
-    if not (in_cmd() and hasattr(mm, 'export_pending')):
+    mm,cmd = _mm(),globals().get('in_cmd', bool)()  # `in_cmd` comes below, with the commands
+    if not (cmd and hasattr(mm, 'export_pending')):
         with _status(msg, quiet): return mm.load_model(name)
     if not _at_exit:
         import atexit

@@ -529,7 +529,7 @@ def export_onnx(
     return out.parent
 
 # %% ../nbs/01_models.ipynb #22887830
-def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bool=False):
+def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bool=False, note:bool=True):
     "Model `name` as an `OnnxModel` shown as `shown`, exported first if need be (`None` if `later`); if that fails, an error if `strict`, else `None`"
     model_kind(name)  # a model that cannot be had fails here, with the reason
     key = fingerprint(d) if (d := _model_dir(name)) else None
@@ -539,7 +539,8 @@ def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bo
         if importlib.util.find_spec('onnxruntime') is None: raise ModelLoadError("onnxruntime is not installed: pip install 'nbsearch[onnx]'")
         if not (key and (_onnx_dir(key)/'nbsearch.json').exists()):
             if later and not strict: _later[(name, device)] = shown; return None
-            key = _export_note(shown, export_onnx(_st(name, device, shown))).name
+            p = export_onnx(_st(name, device, shown))
+            key = (_export_note(shown, p) if note else p).name
         return OnnxModel(_onnx_dir(key), device, name=shown)
     except Exception as e:
         if strict: raise ModelLoadError(f"Could not run {shown} with ONNX Runtime: {e}") from e
@@ -568,5 +569,5 @@ def export_pending(
     while _later:
         (name, device),shown = _later.popitem()
         if note: note(shown, _export_secs(name))
-        if o := _load_onnx(name, shown, device): res.append(o)
+        if o := _load_onnx(name, shown, device, note=False): res.append(o)  # `note` said it already
     return res
