@@ -114,8 +114,10 @@ def _load(name, msg, quiet):
 def _export_at_exit(quiet):
     "Export the models left for later, once the results are out, saying so in one line; Ctrl-C skips it and leaves no export"
     def _note(shown, secs):
-        try: sys.stdout.flush()
-        except Exception: pass  # a closed pipe: the results are gone anyway
+        try:
+            sys.stdout.flush()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the end of the results, for a reader such as `| grep`
+        except (OSError, ValueError): pass  # a closed pipe, or no file behind `sys.stdout`
         if not quiet: _say(f'preparing a faster {shown} for next time (once, ~{secs} s; Ctrl-C skips it)…')
     try:
         with warnings.catch_warnings():

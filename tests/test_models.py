@@ -189,6 +189,7 @@ def test_ctrl_c_during_the_export_at_exit_leaves_no_export(env):
     p = subprocess.Popen(nbsearch_cmd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert 'ports.ipynb' in p.stdout.readline()  # the results come first
+        p.stdout.read()  # and end, for a reader such as `| grep`, before the export starts
         t = time.time()
         while not (onnx_dir.exists() and any(onnx_dir.iterdir())) and time.time()-t<300: time.sleep(0.05)
         tmp = list(onnx_dir.iterdir())
