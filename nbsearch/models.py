@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/models.html.md"""
 __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 'settings_path', 'default_model_name',
            'resolve_model', 'hub_reachable', 'model_kind', 'hub_note', 'tiny_cross_encoder', 'fingerprint',
            'load_model', 'is_cross', 'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'model_dim', 'embed',
-           'cross_scores', 'OnnxModel', 'export_onnx']
+           'cross_scores', 'OnnxModel', 'export_onnx', 'export_pending']
 
 # %% ../nbs/01_models.ipynb #35781a47
 import os, sys, json, time, shutil, hashlib, weakref, warnings, tempfile, importlib, importlib.util
@@ -298,20 +298,24 @@ def _st(name:str, device:str=None, shown:str=None):
 
 # %% ../nbs/01_models.ipynb #15c9cdb5
 _models = {}
+_later = {}  # (model, device) -> shown name, of models `load_model(..., export='later')` left for `export_pending`
 
 def load_model(
     model='', # A model object (or `None`, for BM25 alone), or a friendly name, hub id or local folder; '' for `default_model_name()`
     device:str=None, # Device to run on; by default CUDA when it is available, else the CPU
-    backend:str=None # 'onnx' or 'torch'; by default $NBSEARCH_BACKEND, else ONNX when `onnxruntime` is installed
+    backend:str=None, # 'onnx' or 'torch'; by default $NBSEARCH_BACKEND, else ONNX when `onnxruntime` is installed
+    export:str='now' # A first ONNX export: 'now', before returning, or 'later': return the sentence-transformers model until `export_pending` ran
 ): # The model, loaded once per process
     "The model `model` names, loaded once per process and reused; a model object is returned as is"
+    if export not in ('now', 'later'): raise ValueError(f"export must be 'now' or 'later', not {export!r}")
     if not isinstance(model, (str, Path)): return model
     name,want = str(model) or default_model_name(),(backend or os.environ.get('NBSEARCH_BACKEND') or 'auto').lower()
     if (k := (name, device, want)) in _models: return _models[k]
     src = resolve_model(name)
     if not isinstance(src, str): return _models.setdefault(k, src)
     shown = _display_name(name if name in model_names else src)
-    res = _load_onnx(src, shown, device, strict=want=='onnx') if _backend(want, device)=='onnx' else None
+    res = _load_onnx(src, shown, device, strict=want=='onnx', later=export=='later') if _backend(want, device)=='onnx' else None
+    if res is None and (src, device) in _later: return _st(src, device, shown)  # not kept as `k`: once exported, the export is used
     return _models.setdefault(k, res or _st(src, device, shown))
 
 # %% ../nbs/01_models.ipynb #993a97f8
@@ -525,15 +529,18 @@ def export_onnx(
     return out.parent
 
 # %% ../nbs/01_models.ipynb #22887830
-def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False):
-    "Model `name` as an `OnnxModel` shown as `shown`, exported first if need be; if that fails, an error if `strict`, else `None`"
+def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bool=False, note:bool=True):
+    "Model `name` as an `OnnxModel` shown as `shown`, exported first if need be (`None` if `later`); if that fails, an error if `strict`, else `None`"
     model_kind(name)  # a model that cannot be had fails here, with the reason
     key = fingerprint(d) if (d := _model_dir(name)) else None
     failed = _onnx_dir(key).with_suffix('.failed') if key else None
     if failed and failed.exists() and not strict: return None
     try:
         if importlib.util.find_spec('onnxruntime') is None: raise ModelLoadError("onnxruntime is not installed: pip install 'nbsearch[onnx]'")
-        if not (key and (_onnx_dir(key)/'nbsearch.json').exists()): key = _export_note(shown, export_onnx(_st(name, device, shown))).name
+        if not (key and (_onnx_dir(key)/'nbsearch.json').exists()):
+            if later and not strict: _later[(name, device)] = shown; return None
+            p = export_onnx(_st(name, device, shown))
+            key = (_export_note(shown, p) if note else p).name
         return OnnxModel(_onnx_dir(key), device, name=shown)
     except Exception as e:
         if strict: raise ModelLoadError(f"Could not run {shown} with ONNX Runtime: {e}") from e
@@ -546,3 +553,21 @@ def _export_note(shown, path):
     "Say once, on a terminal, that model `shown` was exported to `path`"
     if sys.stderr.isatty(): print(f"nbsearch: exported {shown} to ONNX, once, in {path}", file=sys.stderr)
     return path
+
+# %% ../nbs/01_models.ipynb #exp-pend
+def _export_secs(name:str)->int:
+    "About how many seconds exporting model `name` takes on a small CPU, from the size of its files"
+    d = _model_dir(name)
+    mb = sum(p.stat().st_size for p in _model_files(d))/2**20 if d else 100
+    return max(2, round(mb/10))
+
+def export_pending(
+    note=None # Called with each model's shown name and `_export_secs` before its export, e.g. to tell the user
+)->list: # The exported models, as `OnnxModel`s
+    "Export to ONNX the models that `load_model(..., export='later')` answered with sentence-transformers, so the next `load_model` gets them without torch"
+    res = []
+    while _later:
+        (name, device),shown = _later.popitem()
+        if note: note(shown, _export_secs(name))
+        if o := _load_onnx(name, shown, device, note=False): res.append(o)  # `note` said it already
+    return res

@@ -146,3 +146,56 @@ def test_backend_env_forces_sentence_transformers(xdg, monkeypatch):
     assert type(load_model('all-MiniLM-L6-v2')).__name__=='SentenceTransformer'
     monkeypatch.setenv('NBSEARCH_BACKEND', 'onnx')
     assert type(load_model('all-MiniLM-L6-v2')).__name__=='OnnxModel'
+
+corpus = Path(__file__).parent/'corpus'
+second_run = f"""
+import sys
+sys.argv = ['nbsearch', 'free a busy port', {str(corpus)!r}, '-k', '3']
+from nbsearch.cli import nbsearch
+rc = nbsearch()
+print(rc, [m for m in {heavy!r} if m in sys.modules], file=sys.stderr)
+"""
+
+def nbsearch_cmd(): return [str(Path(sys.executable).parent/'nbsearch'), 'free a busy port', str(corpus), '-k', '3']
+
+def hit_rows(out):
+    "(path, score) of each hit the CLI printed"
+    return [(l.split()[-3], float(l.split()[1])) for l in out.splitlines() if l[:3].strip().rstrip('.').isdigit()]
+
+def test_first_cli_search_answers_first_then_exports_for_the_next_which_imports_no_torch(env):
+    "A new user's first search prints its results with sentence-transformers, then exports; the next search runs the export, without torch"
+    r = subprocess.run(nbsearch_cmd(), env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode==0, r.stderr
+    first = hit_rows(r.stdout)
+    assert first and first[0][0].endswith('ports.ipynb'), r.stdout
+    notes = [l for l in r.stderr.splitlines() if 'preparing a faster all-MiniLM-L6-v2 for next time' in l]
+    assert len(notes)==1, r.stderr
+    onnx_dir = Path(env['XDG_CACHE_HOME'])/'nbsearch'/'onnx'
+    key = fingerprint(offline_model())
+    assert [p.name for p in onnx_dir.iterdir()]==[key]  # the export, and no temporary folder left
+    assert {p.name for p in (onnx_dir/key).iterdir()}=={'model.onnx', 'tokenizer.json', 'nbsearch.json'}
+    r2 = run_py(second_run, env)
+    assert r2.returncode==0, r2.stderr
+    assert r2.stderr.splitlines()[-1]=='0 []', r2.stderr  # exit status 0, and no torch, transformers or sentence-transformers
+    assert 'preparing' not in r2.stderr
+    second = hit_rows(r2.stdout)
+    assert [p for p,_ in second]==[p for p,_ in first]
+    assert np.abs(np.array([s for _,s in second]) - [s for _,s in first]).max() <= 0.0015  # printed to 3 decimals
+
+def test_ctrl_c_during_the_export_at_exit_leaves_no_export(env):
+    "Interrupting the export that follows the results leaves neither an export nor a temporary folder, and says so"
+    import signal
+    onnx_dir = Path(env['XDG_CACHE_HOME'])/'nbsearch'/'onnx'
+    p = subprocess.Popen(nbsearch_cmd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert 'ports.ipynb' in p.stdout.readline()  # the results come first
+        p.stdout.read()  # and end, for a reader such as `| grep`, before the export starts
+        t = time.time()
+        while not (onnx_dir.exists() and any(onnx_dir.iterdir())) and time.time()-t<300: time.sleep(0.05)
+        tmp = list(onnx_dir.iterdir())
+        assert len(tmp)==1 and tmp[0].name.startswith('.'), tmp  # the export is being written, under a temporary name
+        p.send_signal(signal.SIGINT)
+        out,err = p.communicate(timeout=120)
+    finally: p.kill()
+    assert 'interrupted: the faster model is prepared next time' in err, err
+    assert list(onnx_dir.iterdir())==[]
