@@ -87,7 +87,10 @@ def cli_model(
         name = _resolve(str(model))
         if isinstance(name, (str, Path)) and not _local(name) and _hub_off(): raise _not_here(model)  # fail fast: no torch, no network
         return _load(name, f'loading {model}', quiet)
-    name = _resolve(d := _default_name())
+    d = _default_name()
+    if d.lower()=='bm25': return None
+    if d!=mm.default_model: return cli_model(d, quiet)  # a default the user chose fails as loudly as `--model` would
+    name = _resolve(d)
     if not isinstance(name, (str, Path)) or _local(name) or not _hub_off():
         try: return _load(name, f'loading {d}', quiet)
         except mm.ModelLoadError as e: cause = f'could not be loaded ({truncstr(str(e), 80)})'

@@ -58,12 +58,13 @@ def _settings()->dict:
     try: res = tomllib.loads(p.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: raise ModelLoadError(f"Could not read the nbsearch settings in {p}: {e}. Fix: write it as TOML, e.g. model = \"all-MiniLM-L6-v2\"") from e
     if not isinstance(res.get('model', ''), str): raise ModelLoadError(f"`model` in {p} must be a string, e.g. model = \"all-MiniLM-L6-v2\"")
+    if odd := sorted(set(res)-{'model'}): warnings.warn(f"{p}: unknown setting(s) {', '.join(odd)}; nbsearch reads only `model`", stacklevel=3)
     return res
 
 # %% ../nbs/01_models.ipynb #0d3250db
 def default_model_name()->str:
     "The model to use when none is named: `$NBSEARCH_MODEL`, else `model` in the settings file, else `default_model`"
-    return os.environ.get('NBSEARCH_MODEL') or _settings().get('model') or default_model
+    return os.environ.get('NBSEARCH_MODEL', '').strip() or _settings().get('model', '').strip() or default_model
 
 def resolve_model(
     name:str=None # A friendly name, hub id or model folder; `None` for `default_model_name()`

@@ -371,7 +371,7 @@ def _check_int(v, name):
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
-    model=default_model, # A `CrossEncoder` or `SentenceTransformer`, the hub id or local folder of one, or `None` for BM25 alone
+    model='default', # A `CrossEncoder` or `SentenceTransformer`, the hub id or local folder of one, `None` for BM25 alone, or 'default' (see below)
     k:int=None, # How many hits to return; `None` for every notebook that was scored
     outputs:bool=False, # Search the text outputs of code cells too?
     index=None, # Where to keep passages and embeddings: `None` for the user's cache, `False` for memory, or a path
@@ -393,6 +393,9 @@ def rank_nbs(
     paths = filter_paths(get_nb_paths(nbs, formats=formats), include, exclude, since, before)
     if not paths and not get_nb_paths(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
     if not paths: return Hits()
+    if isinstance(model, str) and model=='default':  # the user's default, falling back without a network as the `nbsearch` command does
+        from .cli import cli_model
+        model = cli_model(None, quiet=progress is False)
     m,r = (None if o is None else load_model(o) for o in (model, retriever))
     kind = model_kind_of(m)
     dm = stage1_model(m, r)

@@ -199,3 +199,23 @@ def test_ctrl_c_during_the_export_at_exit_leaves_no_export(env):
     finally: p.kill()
     assert 'interrupted: the faster model is prepared next time' in err, err
     assert list(onnx_dir.iterdir())==[]
+
+
+def test_user_default_bm25_blank_and_bogus(tmp_path, monkeypatch):
+    "NBSEARCH_MODEL=bm25 means BM25; a blank one is unset; a bogus one the user chose fails like `--model bogus`, never silently"
+    from nbsearch.cli import cli_model
+    from nbsearch.models import ModelLoadError, default_model_name, default_model
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1'); monkeypatch.setenv('XDG_CONFIG_HOME', str(tmp_path))
+    monkeypatch.setenv('NBSEARCH_MODEL', 'BM25'); assert cli_model(None) is None
+    monkeypatch.setenv('NBSEARCH_MODEL', '  '); assert default_model_name()==default_model
+    monkeypatch.setenv('NBSEARCH_MODEL', 'bogus-model-name')
+    with pytest.raises(ModelLoadError, match='bogus-model-name'): cli_model(None)
+
+
+def test_api_default_falls_back_offline(tmp_path, monkeypatch, capsys):
+    "`rank_nbs` with no model works without a network, as the command does, and says what it used"
+    from nbsearch.core import rank_nbs
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1'); monkeypatch.setenv('XDG_CONFIG_HOME', str(tmp_path)); monkeypatch.delenv('NBSEARCH_MODEL', raising=False)
+    hs = rank_nbs('free a busy port', Path(__file__).parent/'corpus', k=1, index=False)
+    assert hs[0].path.name=='ports.ipynb'
+    assert 'all-MiniLM-L6-v2' in capsys.readouterr().err
