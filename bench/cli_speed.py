@@ -69,10 +69,11 @@ def figure(name, pypath, tmp, runs, model, timeout):
     return res
 
 def med(ts):
+    if not ts: return 'not run', 0
     ok = [t for t in ts if t is not None]
     return (stats.median(ok) if ok else None), len(ts)-len(ok)
 
-def fmt(t): return '   failed' if t is None else f'{t:8.2f}s'
+def fmt(t): return f'{t:>9}' if isinstance(t, str) else '   failed' if t is None else f'{t:8.2f}s'
 
 @call_parse
 def main(
@@ -94,7 +95,7 @@ def main(
             res = {}
             for v,p in vers.items():
                 t0 = time.perf_counter()
-                if name=='big' and v=='baseline' and not big_baseline: res[v] = [None]; continue
+                if name=='big' and v=='baseline' and not big_baseline: res[v] = []; continue  # reported as 'not run', not as a failed run
                 res[v] = figure(name, p, tmp, big_runs if name=='big' else runs, model, timeout=3600 if name=='big' else 600)
                 print(f'{name:6} {v:8} done in {time.perf_counter()-t0:.0f} s', file=sys.stderr)
             if name=='first':
@@ -104,5 +105,5 @@ def main(
     print(f'\n`nbsearch` wall time, median of {runs} fresh processes each, {os.cpu_count()} CPUs; no network, no HF_HUB_OFFLINE')
     print(f"{'figure':7} {'baseline':>9} {'new':>9} {'speed-up':>9} {'target':>7}  failed runs (baseline/new)")
     for name,(b,bf),(n,nf) in rows:
-        ratio = f'{b/n:8.1f}x' if b and n else '        -'
+        ratio = f'{b/n:8.1f}x' if isinstance(b, float) and isinstance(n, float) else '        -'
         print(f'{name:7} {fmt(b)} {fmt(n)} {ratio} {targets[name]:6}s  {bf}/{nf}')
