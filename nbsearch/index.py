@@ -514,9 +514,10 @@ def _stored_vecs(self:NbIndex, mkey, docs, have):
         if v and d.n and len(v[0])%(4*d.n)==0: have[p] = (self._ids(d.id), np.frombuffer(v[0], dtype='float32').reshape(d.n, -1))
 
 @patch
-def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk=256):
-    "Compute, store and put in `have` the embeddings by `m` of notebooks `docs`, committed every `chunk` passages"
-    from nbsearch.models import embed
+def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk:int=None):
+    "Compute, store and put in `have` the embeddings by `m` of notebooks `docs`, committed every `chunk` passages (256 on a CPU, 8,192 on a GPU)"
+    from nbsearch.models import embed, on_gpu
+    chunk = chunk or (8192 if on_gpu(m) else 256)  # a GPU needs many passages at once to batch them by length
     bar = _bar(sum(d.n for d in docs.values()), 'Embedding passages', 'passage', progress)
     todo = list(docs.items())
     while todo:
