@@ -148,6 +148,8 @@ def _clean_src(c):
 # %% ../nbs/00_read.ipynb #eb2326f8
 max_output_chars = 2000 # Text outputs kept per cell when `outputs=True`
 
+def _sep(res): return '\n' if res and isinstance(res[-1], str) and res[-1][-1:] not in ('', '\n') else ''  # an error on a line of its own
+
 def _out_text(c):
     "Text outputs of code cell `c` (streams, `text/plain`, and an error's name and message), never images, HTML or other data"
     res = []
@@ -155,7 +157,7 @@ def _out_text(c):
         if not isinstance(o, dict): continue
         if o.get('output_type')=='stream': res.append(nbio.join_out(o.get('text', '')))
         elif o.get('output_type') in ('execute_result', 'display_data') and isinstance(d := o.get('data'), dict): res.append(nbio.join_out(d.get('text/plain', '')))
-        elif o.get('output_type')=='error': res.append(f"\n{_text(o.get('ename'))}: {_text(o.get('evalue'))}")
+        elif o.get('output_type')=='error': res.append(f"{_sep(res)}{_text(o.get('ename'))}: {_text(o.get('evalue'))}\n")
     return clean_text(strip_ansi(''.join(o for o in res if isinstance(o, str))[:max_output_chars*2])).strip()[:max_output_chars]
 
 def _has_error(c)->bool:
