@@ -277,7 +277,8 @@ def nbsearch(
 ):
     "Search the notebooks in `path` for `q` and show the best, with the cell that answers"
     from nbsearch.core import get_nb_paths, rank_nbs
-    _check(q, K); fs = _globs(formats)
+    from nbsearch.search import passage_filter
+    _check(q, K); fs = _globs(formats); passage_filter(cell_type, tag, errors)
     paths = get_nb_paths(path, formats=fs)  # argument errors first, before a model is loaded
     hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=_index(index), progress=False if quiet else None,
                     include=_globs(include), exclude=_globs(exclude), since=since, before=before, formats=fs,

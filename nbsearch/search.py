@@ -129,7 +129,8 @@ def passage_filter(
     "A `PassageFilter`, its arguments checked, with errors that name them"
     if cell_type is not None and cell_type not in _cell_types: raise ValueError(f"`cell_type` must be one of {list(_cell_types)} or None, not {cell_type!r}")
     ts = [tags] if isinstance(tags, str) else list(tags) if isinstance(tags, (list, tuple, L)) else None if tags is None else 0
-    if ts==0 or ts and not all(isinstance(t, str) and t.strip() for t in ts): raise TypeError(f"`tags` must be a tag or a list of tags (non-empty strings), not {tags!r}")
+    if ts==0 or ts and not all(isinstance(t, str) for t in ts): raise TypeError(f"`tags` must be a tag or a list of tags (strings), not {tags!r}")
+    if ts and not all(t.strip() for t in ts): raise ValueError(f"`tags` holds an empty tag: {tags!r}")
     if not isinstance(errors, (bool, np.bool_)): raise TypeError(f"`errors` must be True or False, not {errors!r}")
     return PassageFilter(cell_type, tuple(dict.fromkeys(t.strip() for t in ts or [])), bool(errors))
 

@@ -248,6 +248,8 @@ def test_cli_cell_filters(lab):
     assert rc == 0 and json.loads(out) and all(h['cell'] in (0, 2) for h in json.loads(out) if h['path'].endswith('server.ipynb')), err
     rc,out,err = nbsearch('x', lab, '--model', 'bm25', '--cell-type', 'cod')
     assert rc == 2 and "--cell-type: invalid choice: 'cod'" in err and 'Traceback' not in err
+    rc,out,err = nbsearch('x', lab, '--model', 'bm25', '--tag', ' ')
+    assert rc == 2 and '`tags` holds an empty tag' in err and 'Traceback' not in err
 
 def test_mcp_cell_filters(lab, tmp_path):
     pytest.importorskip('mcp.server.mcpserver', reason="needs the MCP SDK: pip install 'nbsearch[mcp]'")
@@ -271,3 +273,12 @@ def test_mcp_cell_filters(lab, tmp_path):
     assert tagged == [('cleaning.ipynb', 2)]
     assert code and all(n == 'cleaning.ipynb' and c in (1, 3) for n,c in code)
     assert bad.is_error and '`cell_type` must be one of' in bad.content[0].text
+
+def test_cell_filters_cross_encoder(lab, tmp_path):
+    "A cross-encoder reads every passage of a small folder (`all_below`): with a filter, every passage that passes, and no other"
+    from nbsearch.models import tiny_cross_encoder, load_model
+    tiny = load_model(tiny_cross_encoder(tmp_path/'tiny'))
+    for kw,ok in ((dict(errors=True), {('cleaning.ipynb', 1), ('server.ipynb', 1)}), (dict(tags='exercise'), {('cleaning.ipynb', 2)})):
+        hs = rank_nbs('zzz', lab/'lab', model=tiny, index=False, **kw)  # no word in common: found by the filter alone
+        assert set(cells(hs)) == ok, kw
+    assert {_type(h) for h in rank_nbs('port', lab, model=tiny, index=False, cell_type='markdown')} == {'markdown'}
