@@ -271,13 +271,18 @@ def nbsearch(
     since:str=None, # Search only notebooks modified at or after this date or time (ISO 8601, e.g. 2024-05-01)
     before:str=None, # Search only notebooks modified before this date or time
     formats:str='ipynb', # Notebook formats to find in folders, comma-separated: ipynb, md, qmd, py (jupytext percent files)
+    cell_type:Annotated[str, 'Search only passages with a cell of this type', {'choices': ['markdown', 'code']}]=None,
+    tag:Annotated[str, 'Search only cells that carry this tag, or whose notebook does; repeat for any of several', {'action': 'append'}]=None,
+    errors:bool=False, # Search only code cells whose outputs hold an error (this reads outputs, as --outputs does)
 ):
     "Search the notebooks in `path` for `q` and show the best, with the cell that answers"
     from nbsearch.core import get_nb_paths, rank_nbs
-    _check(q, K); fs = _globs(formats)
+    from nbsearch.search import passage_filter
+    _check(q, K); fs = _globs(formats); passage_filter(cell_type, tag, errors)
     paths = get_nb_paths(path, formats=fs)  # argument errors first, before a model is loaded
     hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=_index(index), progress=False if quiet else None,
-                    include=_globs(include), exclude=_globs(exclude), since=since, before=before, formats=fs)
+                    include=_globs(include), exclude=_globs(exclude), since=since, before=before, formats=fs,
+                    cell_type=cell_type, tags=tag, errors=errors)
     if not in_cmd(): return hits
     print(hits_json(hits) if json else fmt_hits(hits, q, color=sys.stdout.isatty()) or 'No notebooks matched.')
 

@@ -47,7 +47,7 @@ class NotAnIndexError(ValueError):
     "A file named as the index that nbsearch did not create: it is left exactly as it is"
 
 app_id = 0x6e627378 # SQLite `application_id` of nbsearch's index files ('nbsx')
-schema_version = 5 # SQLite `user_version` of the index files this version writes
+schema_version = 6 # SQLite `user_version` of the index files this version writes (6: `pcells`, what filters read of each passage)
 _sqlite_magic = b'SQLite format 3\x00'
 
 def _old_index(p):
@@ -101,6 +101,8 @@ create index if not exists postings_doc on postings (doc);
 create table if not exists vecs (mkey text, doc int, vecs blob, primary key (mkey, doc)) without rowid;
 create index if not exists vecs_doc on vecs (doc);
 create table if not exists pvecs (mkey text, id int, vec blob, primary key (mkey, id)) without rowid;
+create table if not exists pcells (id int, part int, cell_type text, err int, tags text, primary key (id, part)) without rowid;
+create trigger if not exists pcells_drop after delete on passages begin delete from pcells where id=old.id; end;
 '''
 
 _temp_schema = '''
@@ -298,6 +300,14 @@ def _add(self:NbIndex, pkey, rs:list):
     self.db.execute('update passages set len=(select n from temp.plen where plen.id=passages.id) where id in (select id from temp.plen)')
     self.db.executemany('update docs set len=(select coalesce(sum(len), 0) from passages where doc=?) where id=?', [(d, d) for d in docs])
     self.db.execute('delete from temp.tokz')
+    self._add_meta(docs.values())  # what filters read of each passage (see `_add_meta`)
+
+# %% ../nbs/04_index.ipynb #bb870f86
+@patch
+def _add_meta(self:NbIndex, stored):
+    "Store in `pcells` what filters read of each part of passages `stored` (pairs of passage ids and `Passage`s): cell type, error, tags"
+    self.db.executemany('insert into pcells values (?,?,?,?,?)', [(i, j, t, int(e), json.dumps([_utf8(o) for o in tags]) if tags else None)
+        for ids,ps in stored for i,p in zip(ids, ps) for j,(t,e,tags) in enumerate(p.kinds or [])])
 
 # %% ../nbs/04_index.ipynb #fd9c8262
 @patch
@@ -435,6 +445,49 @@ def scope(
     docs = self._docs(setting.key)
     return {p:docs[p] for p in paths if p in docs and docs[p].err is None}
 
+# %% ../nbs/04_index.ipynb #8d16ebfd
+def _filter_sql(cell_type=None, tags=None, errors=False)->tuple:
+    "The conditions on a row `c` of `pcells` that the filters set, as SQL and its arguments"
+    conds,args = [],[]
+    if cell_type is not None: conds.append('c.cell_type=?'); args.append(cell_type)
+    if errors: conds.append('c.err=1')
+    if tags: conds.append(f"exists (select 1 from json_each(c.tags) where value in ({','.join('?'*len(tags))}))"); args += list(tags)
+    return ''.join(' and '+o for o in conds), args
+
+@patch
+def matching(
+    self:NbIndex,
+    setting:PassageSetting, # The setting of the passages searched
+    paths:list, # Notebooks, resolved
+    cell_type:str=None, # Only passages with a cell of this type, 'markdown' or 'code'...
+    tags:list=None, # ... that carries, or whose notebook carries, at least one of these tags...
+    errors:bool=False, # ... and whose outputs hold an error
+)->np.ndarray: # Passage ids, sorted
+    "Ids of the passages of notebooks `paths` with a part that passes the filters, selected in SQL from what `_add_meta` stored"
+    where,args = _filter_sql(cell_type, tags, errors)
+    docs = self.scope(setting, paths)
+    with self.lock:
+        self.db.execute('delete from temp.scope')
+        self.db.executemany('insert into temp.scope values (?)', [(d.id,) for d in docs.values()])
+        rows = self.db.execute('select distinct p.id from passages p join pcells c on c.id=p.id where p.doc in (select doc from temp.scope)'
+                               + where + ' order by p.id', args).fetchall()
+    return np.array([i for i, in rows], dtype='int64')
+
+# %% ../nbs/04_index.ipynb #7d58b885
+@patch
+def matching_parts(
+    self:NbIndex,
+    ids:list, # Passage ids
+    cell_type:str=None, tags:list=None, errors:bool=False, # The filters, as `matching` takes them
+)->dict: # `{id: [part, ...]}`, for the passages with a part that passes
+    "Which parts of passages `ids` pass the filters: where a hit on a filtered search points"
+    where,args = _filter_sql(cell_type, tags, errors)
+    res = {}
+    for c in chunked([int(i) for i in ids], 500):
+        for i,j in self.db.execute(f"select c.id, c.part from pcells c where c.id in ({','.join('?'*len(c))}){where} order by c.id, c.part", (*c, *args)):
+            res.setdefault(i, []).append(j)
+    return res
+
 # %% ../nbs/04_index.ipynb #bf9de900
 @patch
 def terms(self:NbIndex, q:str)->list:
@@ -467,6 +520,7 @@ def lexical(
     n:int=512, # How many passages to return
     max_rows:int=20_000, # Leave out the commonest query words when they would match more passages than this
     k1:float=1.2, b:float=0.75, # BM25's constants
+    only:np.ndarray=None, # Return only passages with these ids (see `matching`); `None` for any
 )->list: # `LexHit`s, best first
     "The `n` passages of notebooks `paths` that best match `q` by BM25, with statistics over those notebooks alone"
     terms = self.terms(q)
@@ -495,6 +549,7 @@ def lexical(
     u,first,inv = np.unique(np.concatenate(ids), return_index=True, return_inverse=True)
     owner = np.concatenate(owners)[first]
     s = np.bincount(inv, np.concatenate(contrib), len(u))
+    if only is not None: keep = np.isin(u, only); u,owner,s = u[keep],owner[keep],s[keep]  # filters: the statistics stay those of `paths`
     top = np.lexsort((u, _path_rank(by_id, owner), -s))[:n]  # best first; ties by notebook path, then passage id
     return [LexHit(i, by_id[d].path, sc) for i,d,sc in zip(u[top].tolist(), owner[top].tolist(), s[top].tolist())]
 

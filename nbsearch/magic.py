@@ -31,10 +31,13 @@ def _parser():
     p.add_argument('-k', type=int, default=5, help='How many hits to show (default: 5)')
     p.add_argument('--model', default=None, help='A cross-encoder or bi-encoder, or bm25 (default: as the nbsearch command)')
     p.add_argument('--outputs', action='store_true', help='Search the text outputs of code cells too')
+    p.add_argument('--cell-type', choices=['markdown', 'code'], help='Search only passages with a cell of this type')
+    p.add_argument('--tag', action='append', help='Search only cells that carry this tag, or whose notebook does; repeat for any of several')
+    p.add_argument('--errors', action='store_true', help='Search only code cells whose outputs hold an error (reads outputs)')
     return p
 
 def parse_line(line:str)->argparse.Namespace:
-    "The arguments of a `%nbsearch` line: `query`, `path`, `k`, `model`, `outputs`"
+    "The arguments of a `%nbsearch` line: `query`, `path`, `k`, `model`, `outputs`, and the filters `cell_type`, `tag`, `errors`"
     a = _parser().parse_args(shlex.split(line))
     a.query = ' '.join(a.query)
     return a
@@ -62,13 +65,14 @@ class MagicHits(BasicRepr):
             for i,h in enumerate(self.hits, 1))
 
 # %% ../nbs/10_magic.ipynb #71de2fdf
-def nbsearch_magic(line:str): # A `%nbsearch` line: QUERY [--path P] [-k N] [--model M] [--outputs]
-    "Search notebooks from a notebook: `%nbsearch QUERY [--path P] [-k N] [--model M] [--outputs]`"
+def nbsearch_magic(line:str): # A `%nbsearch` line: QUERY [--path P] [-k N] [--model M] [--outputs] [--cell-type T] [--tag T]... [--errors]
+    "Search notebooks from a notebook: `%nbsearch QUERY [--path P] [-k N] [--model M] [--outputs] [--cell-type T] [--tag T]... [--errors]`"
     from nbsearch.cli import cli_model
     from nbsearch.models import ModelLoadError
     try:
         a = parse_line(line)
-        return MagicHits(a.query, rank_nbs(a.query, get_nb_paths(a.path), model=cli_model(a.model), k=a.k, outputs=a.outputs))
+        return MagicHits(a.query, rank_nbs(a.query, get_nb_paths(a.path), model=cli_model(a.model), k=a.k, outputs=a.outputs,
+                                           cell_type=a.cell_type, tags=a.tag, errors=a.errors))
     except _ArgError as e: print(f'%nbsearch: {e}\n{_parser().format_usage()}')
     except _Exit as e:
         if str(e): print(e)

@@ -99,9 +99,9 @@ def get_nb_paths(
 
 # %% ../nbs/00_read.ipynb #41857efa
 class Cell(BasicRepr):
-    "The searchable text of one notebook cell: its index `idx` in the notebook, `cell_type`, `source`, text `outputs`, `id` and `tags`"
-    def __init__(self, idx:int, cell_type:str, source:str, outputs:str='', id:str|None=None, tags:tuple=()):
-        self.idx,self.cell_type,self.source,self.outputs,self.id,self.tags = idx,cell_type,source,outputs,id,tags
+    "The searchable text of one notebook cell: its index `idx` in the notebook, `cell_type`, `source`, text `outputs`, `id`, `tags`, and `error`"
+    def __init__(self, idx:int, cell_type:str, source:str, outputs:str='', id:str|None=None, tags:tuple=(), error:bool=False):
+        self.idx,self.cell_type,self.source,self.outputs,self.id,self.tags,self.error = idx,cell_type,source,outputs,id,tags,error
     @property
     def text(self): return f'{self.source}\n{self.outputs}' if self.outputs else self.source
 
@@ -148,14 +148,21 @@ def _clean_src(c):
 # %% ../nbs/00_read.ipynb #eb2326f8
 max_output_chars = 2000 # Text outputs kept per cell when `outputs=True`
 
+def _sep(res): return '\n' if res and isinstance(res[-1], str) and res[-1][-1:] not in ('', '\n') else ''  # an error on a line of its own
+
 def _out_text(c):
-    "Text outputs of code cell `c` (streams and `text/plain`), never images, HTML or other data"
+    "Text outputs of code cell `c` (streams, `text/plain`, and an error's name and message), never images, HTML or other data"
     res = []
     for o in c.get('outputs') or []:
         if not isinstance(o, dict): continue
         if o.get('output_type')=='stream': res.append(nbio.join_out(o.get('text', '')))
         elif o.get('output_type') in ('execute_result', 'display_data') and isinstance(d := o.get('data'), dict): res.append(nbio.join_out(d.get('text/plain', '')))
+        elif o.get('output_type')=='error': res.append(f"{_sep(res)}{_text(o.get('ename'))}: {_text(o.get('evalue'))}\n")
     return clean_text(strip_ansi(''.join(o for o in res if isinstance(o, str))[:max_output_chars*2])).strip()[:max_output_chars]
+
+def _has_error(c)->bool:
+    "Do the outputs of cell `c` hold an error: an output whose `output_type` is 'error', the mark of an exception the cell raised?"
+    return any(isinstance(o, dict) and o.get('output_type')=='error' for o in c.get('outputs') or [])
 
 # %% ../nbs/00_read.ipynb #133b4064
 _fence_re = re.compile(r'^(```|~~~).*?^\1', re.M|re.S)
@@ -205,7 +212,7 @@ def _with_ids(js):
 def _fix_out(o):
     "Output `o` with only what reading outputs needs, in the types it expects"
     d = o.get('data')
-    return dict(output_type=str(o.get('output_type')), text=_text(o.get('text')),
+    return dict(output_type=str(o.get('output_type')), text=_text(o.get('text')), ename=_text(o.get('ename')), evalue=_text(o.get('evalue')),
                 data={k:_text(v) for k,v in d.items() if isinstance(k, str)} if isinstance(d, dict) else {})
 
 def _fix_cell(c):
@@ -321,7 +328,7 @@ def read_nb(
     nb,meta = _parsers.get(Path(path).suffix, _parse_ipynb)(text)
     if bad: warnings.warn(f"Notebook '{path}': bytes that are not UTF-8 were replaced by U+FFFD", stacklevel=2)  # only once it is known to be a notebook
     cells = [Cell(c.idx_, c.cell_type, _clean_src(c), _out_text(c) if outputs and c.cell_type=='code' else '',
-                  clean_text(c.id) if isinstance(c.get('id'), str) else None, _tags(c.get('metadata')))
+                  clean_text(c.id) if isinstance(c.get('id'), str) else None, _tags(c.get('metadata')), _has_error(c))
              for c in nb.cells if c.get('cell_type') in ('markdown', 'code')]
     cells = _cap([c for c in cells if c.source or c.outputs], path)
     title,sub = _titles(cells, clean_text(Path(path).stem))
@@ -425,8 +432,9 @@ def hf_offsets(tokenizer):
 
 # %% ../nbs/00_read.ipynb #e90a125c
 class Passage(BasicRepr):
-    "A piece of notebook `path` that fits a model's window: a context line `ctx`, then `parts`, the texts of `cells`"
-    def __init__(self, path, cells:list, parts:list, ctx:str=''): self.path,self.cells,self.parts,self.ctx = path,cells,parts,ctx
+    "A piece of notebook `path` that fits a model's window: a context line `ctx`, then `parts`, the texts of `cells`, and what filters read of each part, `kinds`"
+    def __init__(self, path, cells:list, parts:list, ctx:str='', kinds:list=None):
+        self.path,self.cells,self.parts,self.ctx,self.kinds = path,cells,parts,ctx,kinds
     @property
     def text(self): return '\n'.join([self.ctx, *self.parts])
     __repr__ = lambda self: f"Passage({Path(self.path).name} cells {self.cells}: {truncstr(self.text, 60)!r})"
@@ -436,6 +444,10 @@ def _ctx(nb, head):
     "The context line of a passage under heading `head`: the notebook's title and subtitle, and the heading"
     t = f'{nb.title}: {nb.subtitle}' if nb.subtitle else nb.title
     return f'{t} > {head}' if head and head!=nb.title else t
+
+def _kinds(nb)->dict:
+    "What filters read of each cell of `nb`, by index: `(cell_type, error, tags)`, its tags following the notebook's"
+    return {c.idx:(c.cell_type, c.error, tuple(dict.fromkeys((*nb.tags, *c.tags))) if c.tags else tuple(nb.tags)) for c in nb.cells}
 
 def _windows(s, offs, n, overlap):
     "Pieces of `s` of at most `n` tokens (token character offsets `offs`), overlapping by `overlap` tokens (at most `n//4`)"
@@ -463,19 +475,19 @@ def passages(
     overlap:int=32, # Tokens shared by the windows of a cell longer than a passage
 )->L: # The notebook's `Passage`s, which cover every cell
     "Cut `nb` into passages of at most `max_tokens` tokens that follow cell boundaries"
-    texts,n = passage_texts(nb),len(nb.cells)
+    texts,n,kind = passage_texts(nb),len(nb.cells),_kinds(nb)
     offs = tok(texts)
     ctxs = {t:_cut(t, o, max_tokens//2) for t,o in zip(texts[n:], offs[n:])}
     res,cur,used,head = L(),[],0,''
     def flush():
-        if cur: res.append(Passage(nb.path, [c.idx for c in cur], [c.text for c in cur], ctx))
+        if cur: res.append(Passage(nb.path, [c.idx for c in cur], [c.text for c in cur], ctx, [kind[c.idx] for c in cur]))
         cur.clear()
     for c,o in zip(nb.cells, offs):
         hs = headings(c.source) if c.cell_type=='markdown' else []
         if hs: flush(); head = hs[0][1]
         if not cur: ctx,used = ctxs[_ctx(nb, head)]
         if used+len(o)>max_tokens and cur: flush(); ctx,used = ctxs[_ctx(nb, head)]
-        if len(o)>max_tokens-used: res += [Passage(nb.path, [c.idx], [w], ctx) for w in _windows(c.text, o, max_tokens-used, overlap)]
+        if len(o)>max_tokens-used: res += [Passage(nb.path, [c.idx], [w], ctx, [kind[c.idx]]) for w in _windows(c.text, o, max_tokens-used, overlap)]
         else: cur.append(c); used += len(o)
         if hs: head = hs[-1][1]
     flush()

@@ -6,7 +6,8 @@ Docs: https://nbsearch.github.io/nbsearch/server.html.md"""
 
 # %% auto #0
 __all__ = ['max_query_chars', 'max_source_chars', 'max_headings', 'nb_cells', 'cell_link', 'cell_line', 'Roots', 'HitInfo',
-           'SearchResult', 'CellInfo', 'Heading', 'Outline', 'NbServer', 'search_filters', 'mcp_server', 'nbsearch_mcp']
+           'SearchResult', 'CellInfo', 'Heading', 'Outline', 'NbServer', 'search_filters', 'filter_docs', 'mcp_server',
+           'nbsearch_mcp']
 
 # %% ../nbs/09_server.ipynb #859bc944
 import os, sys, re, json, time, threading, warnings, inspect
@@ -164,6 +165,12 @@ def search_filters()->list:
     "Names of the filters `rank_nbs` accepts, which `search_notebooks` passes through"
     return [n for n,p in inspect.signature(rank_nbs).parameters.items() if n not in _rank_args and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
+def filter_docs()->str:
+    "Each filter of `search_filters` with what `rank_nbs` says of it, for the tool's description: an assistant learns the values it takes"
+    from fastcore.docments import docments
+    ds = docments(rank_nbs)
+    return '; '.join(f'{n}: {ds.get(n) or "see rank_nbs"}' for n in search_filters())
+
 # %% ../nbs/09_server.ipynb #b0468c17
 max_query_chars = 2000 # Longer queries are refused: a question, not a document
 
@@ -255,7 +262,7 @@ def mcp_server(
                          k:Annotated[int, Field(description='How many notebooks to return (1 to 50)')]=5,
                          path:Annotated[str|None, Field(description='Search only this notebook or folder (relative to the served folders)')]=None,
                          outputs:Annotated[bool, Field(description='Search the text outputs of code cells too')]=False,
-                         filters:Annotated[dict[str, Any]|None, Field(description=f'Filters by name: {filt or "none in this version"}')]=None,
+                         filters:Annotated[dict[str, Any]|None, Field(description=f'Filters by name: {filter_docs() or "none in this version"}')]=None,
                         )->SearchResult:
         return _tool(srv.search)(query, k, path, outputs, filters)
     @app.tool(description="Read one cell of a notebook: its source, its text outputs when asked, the notebook's title and the heading above it")

@@ -60,7 +60,7 @@ def nbsearch(*args):
 def test_cli_help_lists_filters():
     rc,out,err = nbsearch('--help')
     assert rc == 0, err
-    for f in ('--include', '--exclude', '--since', '--before', '--formats'): assert f in out
+    for f in ('--include', '--exclude', '--since', '--before', '--formats', '--cell-type {markdown,code}', '--tag', '--errors'): assert f in out
 
 def test_cli_filters(folder):
     rc,out,err = nbsearch('zebra stripes', folder, '--model', 'bm25', '--index', 'memory', '--formats', 'ipynb,md')
@@ -113,3 +113,172 @@ def test_repr_escapes_file_names(tmp_path):
     r = repr(search('port', tmp_path))
     assert '\x1b' not in r and 'a\\nb\\x1b[2J.ipynb [cell' in r and len(r.splitlines()) == 2
     assert '\n' not in repr(search('port', tmp_path)[0])
+
+
+# Filters on cells: cell type, tags, errors in outputs. They select passages in stage 1 (`NbIndex.matching`), in SQL.
+from fastcore.nbio import new_nb, mk_cell, write_nb
+
+def _err(ename, evalue): return dict(output_type='error', ename=ename, evalue=evalue, traceback=[f'\x1b[31m{ename}\x1b[0m: {evalue}'])
+def _out(text, name='stdout'): return dict(output_type='stream', name=name, text=text)
+
+def make_lab(d):
+    "Two notebooks with tags and errors: a notebook tagged 'pandas', a markdown cell tagged 'exercise', cells that raised, a cell that only warned on stderr"
+    d.mkdir(parents=True, exist_ok=True)
+    write_nb(new_nb([mk_cell('# Cleaning sales data\n> Fix the price column before plotting', 'markdown'),
+                     mk_cell("df = pd.read_csv('sales.csv')\ndf['price'].mean()", outputs=[_err('KeyError', "'price'")]),
+                     mk_cell('## Missing prices\nSome rows have no price: drop them, then take the mean price again.', 'markdown', metadata=dict(tags=['exercise'])),
+                     mk_cell("df = df.dropna(subset=['Price'])\ndf['Price'].mean()", outputs=[_out('12.5\n')])], meta=dict(tags=['pandas'])), d/'cleaning.ipynb')
+    write_nb(new_nb([mk_cell('# Port in use\n> Why the server would not start on port 8000', 'markdown'),
+                     mk_cell('server.start(port=8000)', outputs=[_err('OSError', '[Errno 98] Address already in use')]),
+                     mk_cell('## Freeing the port\nKill the process that holds port 8000, then start the server again.', 'markdown'),
+                     mk_cell('kill_port(8000)\nserver.start(port=8000)', outputs=[_out('Serving on port 8000\n')]),
+                     mk_cell('## Checking it', 'markdown'),
+                     mk_cell('server.check(port=8000)', outputs=[_out('UserWarning: port 8000 answers slowly\n', 'stderr')])]), d/'server.ipynb')
+    return d
+
+@pytest.fixture
+def lab(folder):
+    "The `folder` of the other tests, with the two notebooks of `make_lab` in a `lab` subfolder"
+    make_lab(folder/'lab')
+    return folder
+
+def cells(hs): return [(Path(h.path).name, h.cell) for h in hs]
+
+def test_read_records_errors(lab):
+    from nbsearch.read import read_nb
+    nb = read_nb(lab/'lab'/'server.ipynb', outputs=True)
+    assert [c.error for c in nb.cells] == [False, True, False, False, False, False]  # stderr is not an error
+    assert nb.cells[1].outputs == 'OSError: [Errno 98] Address already in use'
+    assert read_nb(lab/'lab'/'server.ipynb').cells[1].error  # recorded whether or not outputs are read
+
+def test_cell_type(lab):
+    q = 'kill the process that holds port 8000'
+    hs = search(q, lab, cell_type='code')
+    assert hs and all(_type(h) == 'code' for h in hs)
+    hs = search(q, lab, cell_type='markdown')
+    assert hs and all(_type(h) == 'markdown' for h in hs)
+    assert ('server.ipynb', 2) in cells(hs)
+    with pytest.raises(ValueError, match=r"`cell_type` must be one of \['markdown', 'code'\]"): search(q, lab, cell_type='cod')
+
+def _type(h):
+    import json
+    return json.loads(Path(h.path).read_text())['cells'][h.cell]['cell_type']
+
+def test_tags(lab):
+    q = 'mean price'
+    assert cells(search(q, lab, tags='exercise')) == [('cleaning.ipynb', 2)]  # a cell's tag: that cell
+    assert titles(search(q, lab, tags=['pandas'])) == ['Cleaning sales data']  # a notebook's tag: any of its cells
+    assert titles(search(q, lab, tags=['nowhere', 'pandas'])) == ['Cleaning sales data']  # any of the tags
+    assert titles(search(q, lab, tags=['Pandas'])) == []  # exactly: tags are case-sensitive
+    assert cells(search(q, lab, tags='pandas', cell_type='markdown')) == [('cleaning.ipynb', 2)]  # filters combine with and
+    with pytest.raises(TypeError, match='`tags`'): search(q, lab, tags=5)
+
+def test_errors(lab):
+    q = 'port 8000 price'
+    hs = search(q, lab, errors=True)  # turns outputs on
+    assert sorted(cells(hs)) == [('cleaning.ipynb', 1), ('server.ipynb', 1)]
+    assert cells(search('answers slowly', lab, outputs=True)) == [('server.ipynb', 5)]
+    assert search('answers slowly', lab, errors=True) == []  # a warning on stderr is not an error
+    assert cells(search('address already in use', lab, errors=True)) == [('server.ipynb', 1)]  # the error's message is searched
+    assert search(q, lab, errors=True, cell_type='markdown') == []
+    with pytest.raises(TypeError, match='`errors`'): search(q, lab, errors='yes')
+
+def test_cell_filters_k_hits_when_k_match(lab):
+    # the filter acts in stage 1: the best 2 notebooks *with errors* come back, although others rank higher unfiltered
+    q = 'free a busy port, undo a commit, clean prices, plot'
+    assert cells(search(q, lab, k=2, outputs=True)) == [('ports.ipynb', 0), ('cleaning.ipynb', 0)]
+    assert cells(search(q, lab, k=2, errors=True)) == [('cleaning.ipynb', 1), ('server.ipynb', 1)]
+    assert cells(search(q, lab, k=2, cell_type='code', include='*/blog/*')) == [('git_undo.ipynb', 2), ('pandas_cleaning.ipynb', 3)]
+
+def test_cell_filters_dense_leg(lab):
+    "The dense leg (a toy bag-of-words bi-encoder here) returns only passages the filters let through"
+    import numpy as np, hashlib
+    from nbsearch.index import NbIndex
+    from nbsearch.search import candidates, setting_for, passage_filter
+    from nbsearch.read import get_nb_paths, word_offsets
+    class Toy:
+        kind,name,key,max_seq_length,tok_key = 'bi','toy','toy-1',512,'words'
+        def offsets(self, texts): return word_offsets(texts)
+        def embed(self, texts):
+            v = np.zeros((len(texts), 64), 'float32')
+            for i,t in enumerate(texts):
+                for w in t.lower().split(): v[i, int(hashlib.md5(w.encode()).hexdigest(), 16)%64] += 1
+            return v/np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+    toy,ix = Toy(),NbIndex()
+    st = setting_for(toy, outputs=True)
+    rp = ix.sync(get_nb_paths(lab), st)
+    cs = candidates('zzz unseen words only', ix, st, rp, dense=toy, filters=passage_filter(errors=True))  # no word in common: the dense leg alone
+    assert cs and all(c.lex_rank is None for c in cs)
+    assert {(Path(c.path).name, c.cells[i]) for c in cs for i in c.ok} == {('cleaning.ipynb', 1), ('server.ipynb', 1)}
+    assert len(candidates('zzz', ix, st, rp, dense=toy)) > len(cs)
+
+def test_cell_filters_same_whatever_the_index_holds(lab, tmp_path):
+    "Same query, folder and filters: the same hits and scores, in a fresh index or in one that holds other folders"
+    other = tmp_path/'other'; make_lab(other/'more'); shutil.copytree(CORPUS, other/'corpus')
+    (other/'more'/'cleaning.ipynb').write_text((other/'more'/'cleaning.ipynb').read_text().replace('price', 'price price cost'))
+    db = tmp_path/'shared.db'
+    rank_nbs('mean price port', other, model=None, index=db, outputs=True)
+    for kw in (dict(cell_type='markdown'), dict(tags='pandas'), dict(errors=True), dict(cell_type='code', tags=['exercise', 'pandas'])):
+        fresh = rank_nbs('mean price port 8000', lab/'lab', model=None, index=False, **kw)
+        shared = rank_nbs('mean price port 8000', lab/'lab', model=None, index=db, **kw)
+        assert fresh and [(h.path, h.cell, h.score) for h in fresh] == [(h.path, h.cell, h.score) for h in shared], kw
+
+def test_cell_filters_keep_bm25_scores(lab):
+    "A filter leaves out passages, never rescores the others: BM25's statistics stay those of the notebooks searched"
+    from nbsearch.index import NbIndex, PassageSetting
+    from nbsearch.read import get_nb_paths
+    ix,st = NbIndex(),PassageSetting(outputs=True)
+    rp = ix.sync(get_nb_paths(lab), st)
+    q = 'kill the process on port 8000, mean price'
+    every = {h.id: h.score for h in ix.lexical(q, st, rp)}
+    for kw in (dict(cell_type='code'), dict(errors=True), dict(tags=['pandas'])):
+        only = ix.matching(st, rp, **kw)
+        some = ix.lexical(q, st, rp, only=only)
+        assert some and {h.id: h.score for h in some} == {i: s for i,s in every.items() if i in set(only.tolist())}
+
+def test_cli_cell_filters(lab):
+    base = ('--model', 'bm25', '--index', 'memory', '--json')
+    rc,out,err = nbsearch('mean price, port 8000', lab, *base, '--errors')
+    assert rc == 0, err
+    import json
+    assert sorted((Path(h['path']).name, h['cell']) for h in json.loads(out)) == [('cleaning.ipynb', 1), ('server.ipynb', 1)]
+    rc,out,err = nbsearch('mean price', lab, *base, '--tag', 'nowhere', '--tag', 'exercise')
+    assert rc == 0 and [(Path(h['path']).name, h['cell']) for h in json.loads(out)] == [('cleaning.ipynb', 2)], err
+    rc,out,err = nbsearch('kill the process on port 8000', lab, *base, '--cell-type', 'markdown')
+    assert rc == 0 and json.loads(out) and all(h['cell'] in (0, 2) for h in json.loads(out) if h['path'].endswith('server.ipynb')), err
+    rc,out,err = nbsearch('x', lab, '--model', 'bm25', '--cell-type', 'cod')
+    assert rc == 2 and "--cell-type: invalid choice: 'cod'" in err and 'Traceback' not in err
+    rc,out,err = nbsearch('x', lab, '--model', 'bm25', '--tag', ' ')
+    assert rc == 2 and '`tags` holds an empty tag' in err and 'Traceback' not in err
+
+def test_mcp_cell_filters(lab, tmp_path):
+    pytest.importorskip('mcp.server.mcpserver', reason="needs the MCP SDK: pip install 'nbsearch[mcp]'")
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    launcher = tmp_path/'nbsearch_mcp_script.py'
+    launcher.write_text('import sys\nfrom nbsearch.server import nbsearch_mcp\nif __name__ == "__main__": sys.exit(nbsearch_mcp())\n')
+    env = dict(PYTHONPATH=str(REPO), HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', XDG_CACHE_HOME=str(tmp_path/'cache'))
+    params = StdioServerParameters(command=sys.executable, args=[str(launcher), '--root', str(lab), '--model', 'bm25'], env=env)
+    async def body():
+        async with stdio_client(params, errlog=open(tmp_path/'err.txt', 'w')) as (r, w):
+            async with ClientSession(r, w) as s:
+                await s.initialize()
+                fs = ({'errors': True}, {'tags': ['exercise']}, {'cell_type': 'code', 'tags': 'pandas'})
+                res = [await s.call_tool('search_notebooks', dict(query='mean price, port 8000', k=5, filters=f)) for f in fs]
+                bad = await s.call_tool('search_notebooks', dict(query='mean price', filters={'cell_type': 'cod'}))
+                return [[(h['path'].split('/')[-1], h['cell']) for h in o.structured_content['hits']] for o in res], bad
+    (errs, tagged, code), bad = anyio.run(body)
+    assert sorted(errs) == [('cleaning.ipynb', 1), ('server.ipynb', 1)]
+    assert tagged == [('cleaning.ipynb', 2)]
+    assert code and all(n == 'cleaning.ipynb' and c in (1, 3) for n,c in code)
+    assert bad.is_error and '`cell_type` must be one of' in bad.content[0].text
+
+def test_cell_filters_cross_encoder(lab, tmp_path):
+    "A cross-encoder reads every passage of a small folder (`all_below`): with a filter, every passage that passes, and no other"
+    from nbsearch.models import tiny_cross_encoder, load_model
+    tiny = load_model(tiny_cross_encoder(tmp_path/'tiny'))
+    for kw,ok in ((dict(errors=True), {('cleaning.ipynb', 1), ('server.ipynb', 1)}), (dict(tags='exercise'), {('cleaning.ipynb', 2)})):
+        hs = rank_nbs('zzz', lab/'lab', model=tiny, index=False, **kw)  # no word in common: found by the filter alone
+        assert set(cells(hs)) == ok, kw
+    assert {_type(h) for h in rank_nbs('port', lab, model=tiny, index=False, cell_type='markdown')} == {'markdown'}
