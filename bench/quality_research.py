@@ -202,3 +202,99 @@ def small_windows(m, W, upos, n=64):
     v = cached_embed(m, f'win{n}', [ps[k].text for k in need])
     row = {k:i for i,k in enumerate(need)}
     return v, {j:[row[k] for k in ks] for j,ks in cover.items()}
+
+def loo(M):
+    "Leave-one-query-out nDCG@10 of choosing a parameter: `M[p, q]` is query q's nDCG@10 under parameter p"
+    M = np.asarray(M); tot = M.sum(1)
+    return float(np.mean([M[np.argmax((tot-M[:,q])/(M.shape[1]-1)), q] for q in range(M.shape[1])]))
+
+# ---------------------------------------------------------------- the ideas
+def fused(qd, c, w=0.2):
+    "Today's combination of notebook cosines `c` (`{doc: cos}`) with the notebook's best BM25 over the query's best"
+    lex = nb_max(np.flatnonzero(qd.lex), qd.lex, qd.F.owner)
+    top = max(lex.values(), default=0) or 1.
+    return {d: v + w*lex.get(d, 0.)/top for d,v in c.items()}
+
+def top_kept(qd, n):
+    "Shortlisted passages plus every passage of the first `n` notebooks stage 1 kept"
+    ks = set(qd.kept[:n])
+    return np.union1d(qd.short, np.flatnonzero([o in ks for o in qd.F.owner])).astype(int)
+
+def nb_rrf(qd, k):
+    "Notebook-level reciprocal rank fusion of the MiniLM (best shortlisted cosine) and BM25 (best passage) rankings"
+    F = qd.F
+    c = ranked(nb_max(qd.short, qd.cos, F.owner)); l = [d for d in ranked(nb_max(np.flatnonzero(qd.lex), qd.lex, F.owner)) if d in set(c)]
+    s = {}
+    for r in (c, l):
+        for i,d in enumerate(r): s[d] = s.get(d, 0)+1/(k+i+1)
+    return s
+
+def zfuse(qd, w):
+    "z(best cosine) + w z(best BM25), z-scores over the notebooks scored"
+    F = qd.F; c = nb_max(qd.short, qd.cos, F.owner); l = nb_max(np.flatnonzero(qd.lex), qd.lex, F.owner)
+    ds = list(c); cv = np.array([c[d] for d in ds]); lv = np.array([l.get(d, 0) for d in ds])
+    z = lambda x: (x-x.mean())/(x.std() or 1)
+    return dict(zip(ds, z(cv) + w*z(lv)))
+
+def families(qs, m, W, FC, V, QV, DW, DF, text_variants=True):
+    "`{family: (parameter name, [(value, rule, cost)])}`; the first value of each family is today's rule or its nearest"
+    u = short_union(W, FC, DW, DF)
+    SH = {}
+    def short_n(qd, n):
+        k = (id(qd.F), qd.q, n)
+        if k not in SH: SH[k] = reshortlist(qd.F, (DW if qd.F is W else DF)[qd.q], 30, n)
+        return SH[k]
+    NP = {id(F): {d: int((F.owner==d).sum()) for d in set(F.owner)} for F in (W, FC)}
+    CEN = {}
+    for F in (W, FC):
+        for d in set(F.owner): v = V[F.vix[F.owner==d]].mean(0); CEN[(id(F), d)] = v/np.linalg.norm(v)
+    fam = {
+        'BM25 weight (today 0.2)': ('w', [(w, lambda qd, w=w: today(qd, w), '200 passages') for w in (0.2, 0.1, 0.15, 0.25, 0.3)]),
+        'passages in the shortlist (today 200)': ('n', [(n, lambda qd, n=n: today(qd, pos=short_n(qd, n)), f'{n} passages') for n in (200, 100, 300, 400, 600, 1000)]),
+        'MiniLM on every passage of the folder': ('-', [(0, lambda qd: today(qd, pos=np.arange(len(qd.F.ps))), 'every passage embedded')]),
+        'shortlist + every passage of the first N kept notebooks': ('N', [(n, lambda qd, n=n: today(qd, pos=top_kept(qd, n)), f'200 + all of {n} nbs') for n in (0, 3, 5, 10, 15, 20, 30)]),
+        'notebook RRF of MiniLM and BM25 rankings': ('k', [(k, lambda qd, k=k: nb_rrf(qd, k), '200 passages') for k in (1, 5, 20, 60)]),
+        'z-score fusion z(cos) + w z(BM25)': ('w', [(w, lambda qd, w=w: zfuse(qd, w), '200 passages') for w in (0.2, 0.3, 0.5, 0.7)]),
+        'passage-level fusion: max over passages of cos + w BM25/top': ('w', [(w, lambda qd, w=w: nb_max(qd.short, qd.cos + w*qd.lex/(qd.lex.max() or 1), qd.F.owner), '200 passages') for w in (0.1, 0.2, 0.3)]),
+        '+ w x cosine of the notebook centroid (mean of its passage vectors)': ('w', [(w, lambda qd, w=w: {d: v + w*float(CEN[(id(qd.F), d)]@qd.qv) for d,v in today(qd).items()}, '200 passages') for w in (0, 0.05, 0.1, 0.2, 0.3)]),
+        '- a log(passages in the notebook), every passage scored': ('a', [(a, lambda qd, a=a: {d: v - a*np.log(NP[id(qd.F)][d]) for d,v in today(qd, pos=np.arange(len(qd.F.ps))).items()}, 'every passage embedded') for a in (0, 0.005, 0.01, 0.02)]),
+    }
+    if text_variants:
+        for name,desc in (('noctx', 'passage text without its context line'), ('names', 'passage text + its code names split (lex_text)')):
+            X = variant_vecs(m, W, u, name)
+            fam[f'MiniLM fed the {desc}'] = ('how', [('today', today, '200 passages'),
+                ('alone', lambda qd, X=X: today(qd, cos=X[qd.F.vix] @ qd.qv), '200 passages, re-embedded'),
+                ('max with today', lambda qd, X=X: today(qd, cos=np.maximum(qd.cos, X[qd.F.vix] @ qd.qv)), '2 x 200 passages'),
+                ('mean with today', lambda qd, X=X: today(qd, cos=(qd.cos + X[qd.F.vix] @ qd.qv)/2), '2 x 200 passages')])
+        X64,cover = small_windows(m, W, u)
+        def win(qd, how):
+            F = qd.F; cos = qd.cos.copy()
+            for j in qd.short:
+                jw = F.vix[j]; s64 = X64[cover[jw]] @ qd.qv if cover[jw] else np.zeros(1)
+                cos[j] = max(cos[j], s64.max()) if how=='max' else (cos[j] + s64.max())/2
+            return today(qd, cos=cos)
+        fam['64-token windows of the shortlisted passages beside the 128-token passage'] = ('how', [('today', today, '200 passages'),
+            ('max', lambda qd: win(qd, 'max'), '200 + ~2x200 windows'), ('mean of the two maxima', lambda qd: win(qd, 'mean'), '200 + ~2x200 windows')])
+    return fam
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--corpus', default='/work/shared/corpora'); ap.add_argument('--qrels', default='/work/shared/bench/dev_qrels.json')
+    ap.add_argument('--analysis', action='store_true', help='print the per-query failure analysis of today\'s pipeline')
+    ap.add_argument('--no-text-variants', action='store_true', help='skip the ideas that need passages embedded again')
+    a = ap.parse_args()
+    qs,m,W,FC,V,QV = setup(a.corpus, a.qrels)
+    DW,DF = per_query(W, qs),per_query(FC, qs)
+    if a.analysis: print(analysis(qs, W, V, QV, DW))
+    BW,BF = run(qs, W, V, QV, DW, today),run(qs, FC, V, QV, DF, today)
+    print('\n| idea | value | whole nDCG MRR R@10 | fc+nbdev nDCG MRR | whole up/down | fc up/down | MiniLM scores |\n|---|---|---|---|---|---|---|')
+    print(row('today (`nb_scores`, w=0.2, 200 passages)', BW, BF, BW, BF, '200 passages').replace(') |', ') | - |', 1))
+    for fname,(pname,vals) in families(qs, m, W, FC, V, QV, DW, DF, not a.no_text_variants).items():
+        Mw,Mf = [],[]
+        for v,rule,cost in vals:
+            w,f = run(qs, W, V, QV, DW, rule),run(qs, FC, V, QV, DF, rule)
+            Mw.append(w[:,0]); Mf.append(f[:,0])
+            print(row(fname, w, f, BW, BF, cost).replace(f'| {fname} |', f'| {fname} | {pname}={v} |', 1), flush=True)
+        if len(vals)>1: print(f'| {fname} | leave-one-query-out choice of {pname} | {loo(Mw):.3f} | {loo(Mf):.3f} | | | |', flush=True)
+
+if __name__=='__main__': main()
