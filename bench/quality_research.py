@@ -259,6 +259,15 @@ def families(qs, m, W, FC, V, QV, DW, DF, text_variants=True):
         '+ w x cosine of the notebook centroid (mean of its passage vectors)': ('w', [(w, lambda qd, w=w: {d: v + w*float(CEN[(id(qd.F), d)]@qd.qv) for d,v in today(qd).items()}, '200 passages') for w in (0, 0.05, 0.1, 0.2, 0.3)]),
         '- a log(passages in the notebook), every passage scored': ('a', [(a, lambda qd, a=a: {d: v - a*np.log(NP[id(qd.F)][d]) for d,v in today(qd, pos=np.arange(len(qd.F.ps))).items()}, 'every passage embedded') for a in (0, 0.005, 0.01, 0.02)]),
     }
+    TW,LEAD = {},{}
+    for F in (W, FC):  # twins: in how many other notebooks a passage has a near-copy (cosine > 0.9); lead: a notebook's passages in order
+        X,n = V[F.vix],np.zeros(len(F.vix), int)
+        for s0 in range(0, len(X), 1000):
+            for i,r in enumerate(X[s0:s0+1000] @ X.T): n[s0+i] = len(set(F.owner[r>0.9]) - {F.owner[s0+i]})
+        TW[id(F)] = np.minimum(n, 3)/3
+        for j,d in enumerate(F.owner): LEAD.setdefault((id(F), d), []).append(j)
+    fam['cos - a x (notebooks holding a near-copy of the passage, up to 3)/3'] = ('a', [(a, lambda qd, a=a: today(qd, cos=qd.cos - a*TW[id(qd.F)]), '200 passages') for a in (0, 0.02, 0.05, 0.1)])
+    fam["shortlist + each kept notebook's first k passages"] = ('k', [(k, lambda qd, k=k: today(qd, pos=np.union1d(qd.short, [j for d in qd.kept for j in LEAD[(id(qd.F), d)][:k]]).astype(int)), f'200 + up to {30*k}') for k in (0, 1, 2, 3)])
     if text_variants:
         for name,desc in (('noctx', 'passage text without its context line'), ('names', 'passage text + its code names split (lex_text)')):
             X = variant_vecs(m, W, u, name)
