@@ -268,6 +268,11 @@ def families(qs, m, W, FC, V, QV, DW, DF, text_variants=True):
         for j,d in enumerate(F.owner): LEAD.setdefault((id(F), d), []).append(j)
     fam['cos - a x (notebooks holding a near-copy of the passage, up to 3)/3'] = ('a', [(a, lambda qd, a=a: today(qd, cos=qd.cos - a*TW[id(qd.F)]), '200 passages') for a in (0, 0.02, 0.05, 0.1)])
     fam["shortlist + each kept notebook's first k passages"] = ('k', [(k, lambda qd, k=k: today(qd, pos=np.union1d(qd.short, [j for d in qd.kept for j in LEAD[(id(qd.F), d)][:k]]).astype(int)), f'200 + up to {30*k}') for k in (0, 1, 2, 3)])
+    MU = {id(F): V[F.vix].mean(0) for F in (W, FC)}
+    def centered(qd, a):  # cosine after subtracting a x the folder's mean passage vector from passages and query
+        mu = a*MU[id(qd.F)]; X = V[qd.F.vix] - mu; q = qd.qv - mu
+        return today(qd, cos=X @ q / np.linalg.norm(X, axis=1) / np.linalg.norm(q))
+    fam["cosine of vectors centred on the folder's mean passage vector (a x mean subtracted)"] = ('a', [(a, lambda qd, a=a: centered(qd, a), '200 passages') for a in (0, 0.25, 0.5, 1.0)])
     if text_variants:
         for name,desc in (('noctx', 'passage text without its context line'), ('names', 'passage text + its code names split (lex_text)')):
             X = variant_vecs(m, W, u, name)
