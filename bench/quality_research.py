@@ -301,6 +301,8 @@ def main():
     DW,DF = per_query(W, qs),per_query(FC, qs)
     if a.analysis: print(analysis(qs, W, V, QV, DW))
     BW,BF = run(qs, W, V, QV, DW, today),run(qs, FC, V, QV, DF, today)
+    orc = lambda qd: {d: qs[qd.q].get(d, 0) + 1e-3*v for d,v in today(qd).items()}  # the judgments order the 30 kept notebooks
+    print(f"ceiling: a perfect scorer of the 30 notebooks stage 1 keeps: whole {run(qs, W, V, QV, DW, orc)[:,0].mean():.3f}, fc+nbdev {run(qs, FC, V, QV, DF, orc)[:,0].mean():.3f}")
     print('\n| idea | value | whole nDCG MRR R@10 | fc+nbdev nDCG MRR | whole up/down | fc up/down | MiniLM scores |\n|---|---|---|---|---|---|---|')
     print(row('today (`nb_scores`, w=0.2, 200 passages)', BW, BF, BW, BF, '200 passages').replace(') |', ') | - |', 1))
     for fname,(pname,vals) in families(qs, m, W, FC, V, QV, DW, DF, not a.no_text_variants).items():
