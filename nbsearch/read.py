@@ -6,7 +6,7 @@ Docs: https://nbsearch.github.io/nbsearch/read.html.md"""
 
 # %% auto #0
 __all__ = ['max_output_chars', 'max_nb_bytes', 'max_cell_chars', 'get_nb_paths', 'Cell', 'Nb', 'clean_text', 'headings',
-           'read_nb', 'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages']
+           'read_nb', 'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages', 'term_safe']
 
 # %% ../nbs/00_read.ipynb #46f5b9e9
 import os, re, json, stat, bisect, warnings
@@ -215,10 +215,15 @@ def _fix_out(o):
     return dict(output_type=str(o.get('output_type')), text=_text(o.get('text')), ename=_text(o.get('ename')), evalue=_text(o.get('evalue')),
                 data={k:_text(v) for k,v in d.items() if isinstance(k, str)} if isinstance(d, dict) else {})
 
+def _cell_type(c):
+    "`c`'s cell type; for a cell that lacks one (invalid, but seen), code if it has outputs or an execution count, else markdown"
+    if isinstance(t := c.get('cell_type'), str): return t
+    return 'code' if 'outputs' in c or 'execution_count' in c else 'markdown'
+
 def _fix_cell(c):
     "Cell `c` with a text source, a list of outputs, its `id` and tags, and no attachments (search never reads them)"
     outs,md = c.get('outputs'),c.get('metadata')
-    return dict(cell_type=str(c.get('cell_type')), source=_text(c.get('source')), id=c.get('id'), metadata=dict(tags=_tags(md)),
+    return dict(cell_type=_cell_type(c), source=_text(c.get('source')), id=c.get('id'), metadata=dict(tags=_tags(md)),
                 outputs=[_fix_out(o) for o in outs if isinstance(o, dict)] if isinstance(outs, list) else [])
 
 def _load_nb(js):
@@ -492,3 +497,21 @@ def passages(
         if hs: head = hs[-1][1]
     flush()
     return res
+
+# %% ../nbs/00_read.ipynb #9d90e0bb
+def _esc(o):
+    "Character `o` written as an escape"
+    if chr(o) in '\n\r\t': return repr(chr(o))[1:-1]
+    if 0xdc80<=o<=0xdcff: return f'\\x{o-0xdc00:02x}'  # a byte of a non-UTF-8 file name, as `os.fsdecode` keeps it
+    return f'\\x{o:02x}' if o<0x100 else f'\\u{o:04x}'
+
+_spans = (0, 0x20), (0x7f, 0xa0), (0x2028, 0x202f), (0x2066, 0x206a), (0xd800, 0xe000)  # C0, DEL and C1, separators and bidi, surrogates
+_unsafe = {o: _esc(o) for a,b in _spans for o in range(a, b)}
+_ws = dict.fromkeys(map(ord, '\t\n\r\v\f\u2028\u2029'), ' ')
+
+def term_safe(
+    s:str, # Text from a notebook or a file name
+    ws:bool=False # Turn tabs and line breaks into spaces instead of escaping them (for titles and snippets)
+)->str: # `s`, safe to print
+    "`s` with each character that could move the cursor, recolour or retitle the terminal, or split a line, written as an escape"
+    return str(s).translate(_ws).translate(_unsafe) if ws else str(s).translate(_unsafe)

@@ -34,8 +34,7 @@ def _md_esc(s):
 
 def _md_link(h): return f"[{_md_esc(h.title)}]({quote(Path(h.path).as_posix())})"
 
-_ctl = {i:f'\\x{i:02x}' for i in [*range(32), 127]} | {10:'\\n', 9:'\\t'}
-def _shown(p): return str(p).translate(_ctl)  # a newline or escape in a file name cannot split a hit or reach the terminal
+def _shown(p): return term_safe(p)  # a newline or escape in a file name cannot split a hit or reach the terminal
 
 class Hits(L):
     "Search results, best first: an `L` of `Hit`s, shown as a table"
