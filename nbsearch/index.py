@@ -393,12 +393,12 @@ def sync(
             if d and st and (d.size,d.mtime,d.ctime)==st: continue
             todo.append((p, st))
         top = _top(paths) if paths else None
-        self._update(setting, todo+(self._stale(docs, top, paths) if top else []), docs, progress)
-        if top and not self.db.execute('select 1 from folders where path=?', (top,)).fetchone():
+        if top and not self.db.execute('select 1 from folders where path=?', (top,)).fetchone():  # first, so an index cut short still lists it
             try:
                 with self._write(): self.db.execute('insert or ignore into folders values (?,?)', (top, time.time_ns()))
             except sqlite3.Error as e:
                 if db_trouble(e) is None: raise
+        self._update(setting, todo+(self._stale(docs, top, paths) if top else []), docs, progress)
         self._warn_errs(setting.key, paths)
     return paths
 
@@ -636,6 +636,7 @@ def passage_vecs(
     m, # A bi-encoder
     mkey:str, # Its fingerprint
     ps:list, # `StoredPassage`s
+    name:str=None, # The model's name, for `summary`
 )->np.ndarray: # One unit row per passage
     "Embeddings by `m` of passages `ps`: those cached in the index, and the others computed and cached"
     from nbsearch.models import embed
@@ -646,6 +647,7 @@ def passage_vecs(
             have.update((i, np.frombuffer(v, dtype='float32')) for i,v in self.db.execute(
                 f"select id, vec from pvecs where mkey=? and id in ({','.join('?'*len(c))})", (mkey, *c)))
         if (todo := [p for p in ps if p.id not in have]):
+            if name: self._set_meta(f'model:{mkey}', name)
             vecs = embed(m, [p.text for p in todo])
             have.update(zip([p.id for p in todo], vecs))
             try:

@@ -239,7 +239,7 @@ def bi_scores(q, m, ix, short, dense=None):
     "Cosine similarities of `q` and passages `short` by bi-encoder `m`: stage 1's when `m` was its model, else from embeddings cached per passage"
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
-    return ix.passage_vecs(m, model_key(m), short) @ embed(m, [q])[0]
+    return ix.passage_vecs(m, model_key(m), short, name=model_name(m)) @ embed(m, [q])[0]
 
 def xe_scores(q, m, ix, short, dense=None):
     "Scores of (`q`, passage) pairs by cross-encoder `m`"
