@@ -49,7 +49,7 @@ def cell_link(
     cell:int, # The cell's position in the notebook, 0-based
     cell_id:str=None, # The cell's id, if known; by default read from the notebook
 )->str: # A `file://` URI, with `#cell-id=ID` when the cell has an id
-    "A link to cell `cell` of notebook `path` that JupyterLab and nbconvert's HTML open at the cell"
+    "A `file://` link to cell `cell` of notebook `path`, with the `#cell-id=` fragment that JupyterLab and nbconvert's HTML honour on their own URLs"
     cell_id = _cell_id(path, cell) if cell_id is None else cell_id
     uri = Path(path).expanduser().absolute().as_uri()
     return f"{uri}#cell-id={quote(cell_id, safe='')}" if isinstance(cell_id, str) and cell_id else uri
