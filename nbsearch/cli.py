@@ -337,3 +337,6 @@ def nbsearch_index(
     if action=='clear' and isinstance(res, int): res = f'Deleted the index at {p}: {res/2**20:.1f} MB freed'
     if action=='prune' and isinstance(res, dict): res = f"Forgot {res.get('notebooks', 0)} notebooks and {res.get('folders', 0)} folders that no longer exist"
     print(_fmt_info(res))
+    if action=='info' and (o := _mm()._onnx_dir('')).is_dir():  # exports of models live beside the index, in their own folder
+        n = sum(f.stat().st_size for f in o.rglob('*') if f.is_file() and not f.is_symlink())
+        print(f'ONNX exports of models: {term_safe(o)} ({n/2**20:.1f} MB; made again when needed, so the folder can be deleted)')

@@ -252,6 +252,15 @@ def test_index_info_prune_clear(tmp_path):
     rc,out,err,hv = run('info', '--index', ix, cmd='nbsearch-index')
     assert str(a) not in out, out
 
+def test_index_info_counts_onnx_exports(tmp_path):
+    "`nbsearch-index info` also says where the ONNX exports of models are and how big they are, without importing torch"
+    ix,o = tmp_path/'ix.db',tmp_path/'cache'/'nbsearch'/'onnx'/'abc'
+    assert run('port', corpus, '--model', 'bm25', '--index', ix)[0] == 0
+    o.mkdir(parents=True); (o/'model.onnx').write_bytes(b'0'*(3*2**20))
+    rc,out,err,hv = run('info', '--index', ix, cmd='nbsearch-index', env=_env(XDG_CACHE_HOME=str(tmp_path/'cache')))
+    assert (rc, hv) == (0, []), err
+    assert f"ONNX exports of models: {o.parent} (3.0 MB" in out, out
+
 def test_closed_pipe_is_quiet(tmp_path):
     "A reader that leaves early (`nbsearch ... | head -1`) ends the command without a traceback"
     p = subprocess.Popen([sys.executable, '-c', _code('nbsearch'), 'port', str(corpus), '--model', 'bm25', '--index', 'memory', '--json'],
