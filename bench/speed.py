@@ -61,6 +61,12 @@ def _run(corpus, sizes, original, orig_queries, model):
             warm64 = timeit(lambda q: rank_nbs(q, root, model=m, k=10, index=ix, rerank=64), queries)
             print(f'nbsearch warm query, the model scoring 64 passages: {warm64*1000:.0f} ms (median of {len(queries)})')
             res[str(n)]['warm64_ms'] = warm64*1000
+            if type(m).__name__=='OnnxModel' and (os.cpu_count() or 1)>1:  # ONNX runs on one thread by default (NBSEARCH_THREADS): time two
+                from nbsearch.models import OnnxModel
+                m2 = OnnxModel(m.path, name=m.name, threads=2)
+                warm2 = timeit(lambda q: rank_nbs(q, root, model=m2, k=10, index=ix), queries)
+                print(f'nbsearch warm query, ONNX on two threads: {warm2*1000:.0f} ms (median of {len(queries)})')
+                res[str(n)]['warm_2threads_ms'] = warm2*1000
             if n<=100:  # is stage 1 worth it on a small corpus? time the model scoring every passage instead
                 full = timeit(lambda q: rank_nbs(q, root, model=m, k=10, index=ix, rerank=10**9), queries)
                 print(f'without stage 1 (the model scores every passage): {full*1000:.0f} ms')
