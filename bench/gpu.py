@@ -54,6 +54,7 @@ def main(
     n:int=1000, # Notebooks in the corpus
     json_out:str=None, # Save the figures to this JSON file
     encode_max:int=None, # Time plain encoding on at most this many passages (default: all)
+    first_only:bool=False, # Stop after the first and warm searches of this checkout
 ):
     "Time nbsearch on CUDA: device, first index and answer, embedding rates against plain sentence-transformers"
     import torch
@@ -78,6 +79,9 @@ def main(
         say('first_pps', len(texts)/t, 'passages/s of that first index (no transformer embeds them)')
         say('warm_s', cli(root, [q, folder, '-k', '5', '--model', model], c)[0], 'the next search, a fresh process')
         print(out.strip().splitlines()[0] if out.strip() else '(no output)', flush=True)
+        if first_only:
+            if json_out: Path(json_out).write_text(json.dumps(res, indent=1))
+            return
         if v1:
             c1 = d/'cache-v1'
             t1,out1 = cli(v1, [q, folder, '-k', '5', '--model', model], c1, timeout=1800)
