@@ -104,7 +104,7 @@ def main(
             with tempfile.NamedTemporaryFile(suffix='.json') as f:
                 args = [sys.executable, __file__, corpus, '--sizes', sizes, '--json-out', f.name] + ([] if original else ['--no-original'])
                 args += ['--orig-queries', str(orig_queries)] + (['--model', model] if model else [])
-                subprocess.run(args, check=True, env={**os.environ, 'PYTHONPATH': str(Path(b).absolute())})
+                subprocess.run(args, check=True, env={**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(Path(b).absolute()), os.environ.get('PYTHONPATH')]))})
                 runs[b] = json.load(open(f.name))
         print(f'\n######## this checkout ({Path(__file__).parent.parent.absolute()})', flush=True)
         runs['this'] = _run(corpus, sizes, original, orig_queries, model)
