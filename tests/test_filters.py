@@ -72,7 +72,8 @@ def test_cli_filters(folder):
     rc,out,err = nbsearch('x', folder, '--model', 'bm25', '--since', 'yesterday')
     assert rc == 2 and '`since`' in err and 'Traceback' not in err
 
-def test_mcp_filters(folder, tmp_path):
+def mcp_session(root, tmp_path, body):
+    "`await body(session)` in a session of `nbsearch-mcp --root root --model bm25`, driven by the `mcp` SDK's stdio client"
     pytest.importorskip('mcp.server.mcpserver', reason="needs the MCP SDK: pip install 'nbsearch[mcp]'")
     import anyio
     from mcp import ClientSession, StdioServerParameters
@@ -80,17 +81,22 @@ def test_mcp_filters(folder, tmp_path):
     launcher = tmp_path/'nbsearch_mcp_script.py'
     launcher.write_text('import sys\nfrom nbsearch.server import nbsearch_mcp\nif __name__ == "__main__": sys.exit(nbsearch_mcp())\n')
     env = dict(PYTHONPATH=str(REPO), HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', XDG_CACHE_HOME=str(tmp_path/'cache'))
-    params = StdioServerParameters(command=sys.executable, args=[str(launcher), '--root', str(folder), '--model', 'bm25'], env=env)
-    async def body():
+    params = StdioServerParameters(command=sys.executable, args=[str(launcher), '--root', str(root), '--model', 'bm25'], env=env)
+    async def run():
         async with stdio_client(params, errlog=open(tmp_path/'err.txt', 'w')) as (r, w):
             async with ClientSession(r, w) as s:
                 await s.initialize()
-                q = 'web search, free a busy port, undo commit, missing prices'
-                res = [await s.call_tool('search_notebooks', dict(query=q, k=2, filters=f)) for f in
-                       (None, {'include': '*/blog/*'}, {'formats': ['ipynb', 'md']})]
-                zebra = await s.call_tool('search_notebooks', dict(query='zebra stripes', k=2, filters={'formats': ['ipynb', 'md']}))
-                return [o.structured_content['hits'] for o in res], zebra.structured_content['hits']
-    (plain, blog, _), zebra = anyio.run(body)
+                return await body(s)
+    return anyio.run(run)
+
+def test_mcp_filters(folder, tmp_path):
+    async def body(s):
+        q = 'web search, free a busy port, undo commit, missing prices'
+        res = [await s.call_tool('search_notebooks', dict(query=q, k=2, filters=f)) for f in
+               (None, {'include': '*/blog/*'}, {'formats': ['ipynb', 'md']})]
+        zebra = await s.call_tool('search_notebooks', dict(query='zebra stripes', k=2, filters={'formats': ['ipynb', 'md']}))
+        return [o.structured_content['hits'] for o in res], zebra.structured_content['hits']
+    (plain, blog, _), zebra = mcp_session(folder, tmp_path, body)
     assert {h['path'].split('/')[-2] for h in plain} == {'tools'}
     assert len(blog) == 2 and {h['path'].split('/')[-2] for h in blog} == {'blog'}
     assert zebra[0]['title'] == 'Zebra grooming' and zebra[0]['path'].endswith('zebra.md')
@@ -252,23 +258,12 @@ def test_cli_cell_filters(lab):
     assert rc == 2 and '`tags` holds an empty tag' in err and 'Traceback' not in err
 
 def test_mcp_cell_filters(lab, tmp_path):
-    pytest.importorskip('mcp.server.mcpserver', reason="needs the MCP SDK: pip install 'nbsearch[mcp]'")
-    import anyio
-    from mcp import ClientSession, StdioServerParameters
-    from mcp.client.stdio import stdio_client
-    launcher = tmp_path/'nbsearch_mcp_script.py'
-    launcher.write_text('import sys\nfrom nbsearch.server import nbsearch_mcp\nif __name__ == "__main__": sys.exit(nbsearch_mcp())\n')
-    env = dict(PYTHONPATH=str(REPO), HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', XDG_CACHE_HOME=str(tmp_path/'cache'))
-    params = StdioServerParameters(command=sys.executable, args=[str(launcher), '--root', str(lab), '--model', 'bm25'], env=env)
-    async def body():
-        async with stdio_client(params, errlog=open(tmp_path/'err.txt', 'w')) as (r, w):
-            async with ClientSession(r, w) as s:
-                await s.initialize()
-                fs = ({'errors': True}, {'tags': ['exercise']}, {'cell_type': 'code', 'tags': 'pandas'})
-                res = [await s.call_tool('search_notebooks', dict(query='mean price, port 8000', k=5, filters=f)) for f in fs]
-                bad = await s.call_tool('search_notebooks', dict(query='mean price', filters={'cell_type': 'cod'}))
-                return [[(h['path'].split('/')[-1], h['cell']) for h in o.structured_content['hits']] for o in res], bad
-    (errs, tagged, code), bad = anyio.run(body)
+    async def body(s):
+        fs = ({'errors': True}, {'tags': ['exercise']}, {'cell_type': 'code', 'tags': 'pandas'})
+        res = [await s.call_tool('search_notebooks', dict(query='mean price, port 8000', k=5, filters=f)) for f in fs]
+        bad = await s.call_tool('search_notebooks', dict(query='mean price', filters={'cell_type': 'cod'}))
+        return [[(h['path'].split('/')[-1], h['cell']) for h in o.structured_content['hits']] for o in res], bad
+    (errs, tagged, code), bad = mcp_session(lab, tmp_path, body)
     assert sorted(errs) == [('cleaning.ipynb', 1), ('server.ipynb', 1)]
     assert tagged == [('cleaning.ipynb', 2)]
     assert code and all(n == 'cleaning.ipynb' and c in (1, 3) for n,c in code)
