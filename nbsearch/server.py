@@ -18,13 +18,17 @@ from typing_extensions import TypedDict, NotRequired
 from urllib.parse import quote
 from fastcore.utils import *
 from fastcore.script import call_parse
-from .read import read_nb, headings, max_nb_bytes
+from .read import read_nb, headings, max_nb_bytes, _formats
 from .core import rank_nbs, get_nb_paths, get_index
 
 # %% ../nbs/09_server.ipynb #01f75607
 @lru_cache(maxsize=256)
 def _nb_cells(path:str, mtime:int, size:int)->tuple:
     if size>max_nb_bytes: raise ValueError(f'{size/2**20:.0f} MB is over the {max_nb_bytes/2**20:.0f} MB limit (`max_nb_bytes`)')
+    if not path.endswith('.ipynb'):  # a text notebook (.md, .qmd, percent .py): its cells as `read_nb` reads them, with no ids
+        by = {c.idx:c for c in read_nb(path).cells}
+        return tuple(dict(cell_type=by[i].cell_type, source=by[i].source, id=None) if i in by else dict(cell_type='markdown', source='', id=None)
+                     for i in range(max(by, default=-1)+1))
     js = json.loads(Path(path).read_text(encoding='utf-8'))
     if isinstance(js, dict) and isinstance(js.get('worksheets'), list) and 'cells' not in js:
         js = dict(cells=[c for w in js['worksheets'] if isinstance(w, dict) and isinstance(w.get('cells'), list) for c in w['cells']])
@@ -112,7 +116,8 @@ def resolve(self:Roots, p:str, folder:bool=False)->Path:
         raise PermissionError(f"Refused: '{p}' is outside the folders this server serves ({', '.join(self.labels)})")
     if found is None: raise FileNotFoundError(f"No such file in the served folders: '{p}'")
     if found.is_dir() and not folder: raise IsADirectoryError(f"'{p}' is a folder; give a notebook (.ipynb)")
-    if not found.is_dir() and (found.suffix!='.ipynb' or not found.is_file()): raise ValueError(f"Not a notebook (.ipynb): '{p}'")
+    if not found.is_dir() and (found.suffix not in _formats.values() or not found.is_file()):
+        raise ValueError(f"Not a notebook ({', '.join(_formats.values())}): '{p}'")
     return found
 
 # %% ../nbs/09_server.ipynb #aa43a9b9
@@ -236,7 +241,7 @@ def outline(self:NbServer, path:str)->Outline:
     return Outline(path=self.roots.show(p), title=nb.title, subtitle=nb.subtitle, cells=len(nb_cells(p)), headings=hs[:max_headings])
 
 # %% ../nbs/09_server.ipynb #c1380458
-_caller_errors = (ValueError, OSError, LookupError, UnicodeError)
+_caller_errors = (ValueError, TypeError, OSError, LookupError, UnicodeError)  # TypeError: a filter or argument of the wrong type
 
 def _tool(f):
     "`f`, with errors a caller can cause turned into `ToolError`s the assistant reads"

@@ -261,9 +261,11 @@ def test_mcp_cell_filters(lab, tmp_path):
     async def body(s):
         fs = ({'errors': True}, {'tags': ['exercise']}, {'cell_type': 'code', 'tags': 'pandas'})
         res = [await s.call_tool('search_notebooks', dict(query='mean price, port 8000', k=5, filters=f)) for f in fs]
-        bad = await s.call_tool('search_notebooks', dict(query='mean price', filters={'cell_type': 'cod'}))
+        bad = [await s.call_tool('search_notebooks', dict(query='mean price', filters=f)) for f in ({'cell_type': 'cod'}, {'tags': 3}, {'errors': 'yes'})]
         return [[(h['path'].split('/')[-1], h['cell']) for h in o.structured_content['hits']] for o in res], bad
-    (errs, tagged, code), bad = mcp_session(lab, tmp_path, body)
+    (errs, tagged, code), (bad, badtag, baderr) = mcp_session(lab, tmp_path, body)
+    assert badtag.is_error and '`tags` must be a tag or a list of tags' in badtag.content[0].text  # a wrong type is a clear tool error too
+    assert baderr.is_error and '`errors` must be True or False' in baderr.content[0].text
     assert sorted(errs) == [('cleaning.ipynb', 1), ('server.ipynb', 1)]
     assert tagged == [('cleaning.ipynb', 2)]
     assert code and all(n == 'cleaning.ipynb' and c in (1, 3) for n,c in code)
