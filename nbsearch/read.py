@@ -383,7 +383,7 @@ def _marker(l):
 def _marker_tags(m)->tuple:
     "Tags in the rest `m` of a cell marker, as jupytext writes them: `# %% [markdown] tags=[\"a\", \"b\"]`"
     if (i := m.find('tags=[')) < 0: return ()
-    try: return _tags(dict(tags=json.loads(m[i+5:m.find(']', i)+1])))
+    try: return _tags(dict(tags=json.JSONDecoder().raw_decode(m, i+5)[0]))  # the JSON list, whatever its strings hold (`"a]b"`)
     except ValueError: return ()
 
 def _is_percent(p)->bool:
