@@ -409,7 +409,7 @@ def rank_nbs(
     outputs:bool=False, # Search the text outputs of code cells too?
     index=None, # Where to keep passages and embeddings: `None` for the user's cache, `False` for memory, or a path
     retriever=None, # A bi-encoder for stage 1's dense leg; by default the static model, else `model` when it is a bi-encoder
-    n_nbs:int=30, # Notebooks that stage 1 keeps for the ranking model
+    n_nbs:int=30, # Notebooks that stage 1 keeps for the ranking model (at least `k`)
     rerank:int=None, # Passages the ranking model scores; by default 128 for a cross-encoder, 200 for a bi-encoder (all, when it is stage 1's model)
     progress:bool=None, # Show progress bars? By default, on a terminal, for work over 2 seconds
     include:str|list=None, # Search only notebooks whose path or name matches one of these globs
@@ -424,6 +424,7 @@ def rank_nbs(
     "Rank the notebooks in `nbs` by how well they answer `q`, best first"
     _check_args(q, k, outputs, nbs)
     _check_int(n_nbs, 'n_nbs')
+    n_nbs = max(n_nbs, k)  # `k` hits come back whenever `k` notebooks match
     if rerank is not None: _check_int(rerank, 'rerank')
     flt,outputs = _filters(cell_type, tags, errors, outputs)
     if not query_tokens(q): return Hits()  # nothing to search for: the index is not touched

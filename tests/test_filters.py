@@ -279,3 +279,12 @@ def test_cell_filters_cross_encoder(lab, tmp_path):
         hs = rank_nbs('zzz', lab/'lab', model=tiny, index=False, **kw)  # no word in common: found by the filter alone
         assert set(cells(hs)) == ok, kw
     assert {_type(h) for h in rank_nbs('port', lab, model=tiny, index=False, cell_type='markdown')} == {'markdown'}
+
+def test_more_than_n_nbs_hits_with_a_model(tmp_path):
+    "`k` above `n_nbs` (30): stage 1 keeps `k` notebooks, so a model-ranked search still returns `k` hits when `k` match"
+    from nbsearch.models import tiny_cross_encoder, load_model
+    src = REPO/'tests'/'corpus'/'tools'/'ports.ipynb'
+    for i in range(40): shutil.copyfile(src, tmp_path/f'ports{i:02}.ipynb')
+    tiny = load_model(tiny_cross_encoder(tmp_path/'tiny'))
+    assert len(rank_nbs('free a busy port', tmp_path, model=tiny, index=False, k=40)) == 40
+    assert len(rank_nbs('free a busy port', tmp_path, model=tiny, index=False, k=35, n_nbs=10)) == 35
