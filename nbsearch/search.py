@@ -424,7 +424,7 @@ def rank_nbs(
     "Rank the notebooks in `nbs` by how well they answer `q`, best first"
     _check_args(q, k, outputs, nbs)
     _check_int(n_nbs, 'n_nbs')
-    n_nbs = max(n_nbs, k)  # `k` hits come back whenever `k` notebooks match
+    if k is not None and n_nbs is not None: n_nbs = max(n_nbs, k)  # `k` hits come back whenever `k` notebooks match
     if rerank is not None: _check_int(rerank, 'rerank')
     flt,outputs = _filters(cell_type, tags, errors, outputs)
     if not query_tokens(q): return Hits()  # nothing to search for: the index is not touched
