@@ -91,13 +91,22 @@ def highlight(s:str, q:str)->str:
     return re.sub(r'\w+', _hl, s)
 
 # %% ../nbs/08_cli.ipynb #fce5ec79
+def _where_in(h)->str:
+    "Where hit `h` is: `path:LINE [cell N]`, LINE being the cell's line in the notebook's JSON, for editors that open `path:LINE`; `path [cell N]` when the cell has no id (or the file is not a notebook's JSON)"
+    from nbsearch.server import cell_line
+    line = None
+    if str(h.path).endswith('.ipynb'):
+        try: line = cell_line(h.path, h.cell)
+        except (OSError, ValueError): pass  # changed or gone since it was indexed
+    return f"{term_safe(h.path)}{f':{line}' if line else ''} [cell {h.cell}]"
+
 def fmt_hits(hits, q:str, color:bool=False)->str:
-    "Hits as text: rank, score, title and `path [cell N]`, then a one-line snippet (query words highlighted when `color`)"
+    "Hits as text: rank, score, title and `path:LINE [cell N]`, then a one-line snippet (query words highlighted when `color`)"
     res = []
     for i,h in enumerate(hits, 1):
         title,snip = truncstr(term_safe(h.title, ws=True), 50),truncstr(term_safe(h.snippet, ws=True), 110)
         if color: title,snip = str(S.bold(title)),highlight(snip, q)
-        res += [f'{i:>2}. {h.score:7.3f}  {title}  {term_safe(h.path)} [cell {h.cell}]', f'    {snip}']
+        res += [f'{i:>2}. {h.score:7.3f}  {title}  {_where_in(h)}', f'    {snip}']
     return '\n'.join(res)
 
 # %% ../nbs/08_cli.ipynb #eb1fea79
