@@ -32,10 +32,10 @@ def say(k, v, note=''):
     res[k] = v
     print(f'{k:16} {v:>10.1f}  {note}' if isinstance(v, float) else f'{k:16} {v!s:>10}  {note}', flush=True)
 
-def cli(pypath, args, cache, timeout=900):
-    "Wall seconds of one `nbsearch args` in a fresh process with `PYTHONPATH=pypath`, and its stdout"
+def cli(pypath, args, cache, timeout=900, **env_kw):
+    "Wall seconds of one `nbsearch args` in a fresh process with `PYTHONPATH=pypath` (and environment variables `env_kw`), and its stdout"
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(pypath), os.environ.get('PYTHONPATH', '')]), 'XDG_CACHE_HOME': str(cache),
-           'HF_HUB_OFFLINE': '1'}
+           'HF_HUB_OFFLINE': '1', **env_kw}
     t = time.perf_counter()
     r = subprocess.run([sys.executable, '-c', 'import sys; from nbsearch.cli import nbsearch; sys.exit(nbsearch())', *map(str, args)],
                        env=env, capture_output=True, text=True, timeout=timeout)
@@ -55,6 +55,7 @@ def main(
     json_out:str=None, # Save the figures to this JSON file
     encode_max:int=None, # Time plain encoding on at most this many passages (default: all)
     first_only:bool=False, # Stop after the first and warm searches of this checkout
+    onnx:bool=False, # Also time a warm search with the model on ONNX Runtime (NBSEARCH_BACKEND=onnx)
 ):
     "Time nbsearch on CUDA: device, first index and answer, embedding rates against plain sentence-transformers"
     import torch
@@ -79,6 +80,9 @@ def main(
         say('first_pps', len(texts)/t, 'passages/s of that first index (no transformer embeds them)')
         say('warm_s', cli(root, [q, folder, '-k', '5', '--model', model], c)[0], 'the next search, a fresh process')
         print(out.strip().splitlines()[0] if out.strip() else '(no output)', flush=True)
+        if onnx:  # the same warm search with the model run by ONNX Runtime on the CPU (exported on the first of these runs)
+            say('onnx_export_s', cli(root, [q, folder, '-k', '5', '--model', model], c, NBSEARCH_BACKEND='onnx')[0], 'first search with NBSEARCH_BACKEND=onnx (exports the model)')
+            say('onnx_warm_s', cli(root, [q, folder, '-k', '5', '--model', model], c, NBSEARCH_BACKEND='onnx')[0], 'the next, a fresh process')
         if first_only:
             if json_out: Path(json_out).write_text(json.dumps(res, indent=1))
             return
