@@ -1,6 +1,6 @@
 """The packaged all-MiniLM-L6-v2 through ONNX Runtime against sentence-transformers (torch), in the same run.
 
-    python bench/onnx.py /work/shared/corpora /work/shared/bench/dev_qrels.json
+    python bench/onnx_parity.py /work/shared/corpora /work/shared/bench/dev_qrels.json
 
 1. Fresh-process start: `python -c` that imports nbsearch, loads the model and embeds one query; wall time of the whole
    process, medians of `--runs` runs, torch and ONNX runs interleaved.
