@@ -47,7 +47,7 @@ class NotAnIndexError(ValueError):
     "A file named as the index that nbsearch did not create: it is left exactly as it is"
 
 app_id = 0x6e627378 # SQLite `application_id` of nbsearch's index files ('nbsx')
-schema_version = 5 # SQLite `user_version` of the index files this version writes
+schema_version = 6 # SQLite `user_version` of the index files this version writes
 _sqlite_magic = b'SQLite format 3\x00'
 
 def _old_index(p):
@@ -96,8 +96,7 @@ create table if not exists docs (id integer primary key autoincrement, pkey text
   ctime int, hash text, title text, n int, len int, err text, unique (pkey, path));
 create table if not exists passages (id integer primary key autoincrement, doc int not null, ctx text, body text, len int);
 create index if not exists passages_doc on passages (doc);
-create table if not exists postings (term text, doc int, n int, hits text, primary key (term, doc)) without rowid;
-create index if not exists postings_doc on postings (doc);
+create table if not exists postings (doc int, term text, n int, hits blob, primary key (doc, term)) without rowid;
 create table if not exists vecs (mkey text, doc int, vecs blob, primary key (mkey, doc)) without rowid;
 create index if not exists vecs_doc on vecs (doc);
 create table if not exists pvecs (mkey text, id int, vec blob, primary key (mkey, id)) without rowid;
@@ -107,7 +106,8 @@ _temp_schema = '''
 create virtual table if not exists temp.tokz using fts5 (toks, tokenize="porter unicode61 tokenchars '_'");
 create virtual table if not exists temp.tokz_i using fts5vocab (temp, 'tokz', 'instance');
 create table if not exists temp.scope (doc integer primary key);
-create table if not exists temp.plen (id integer primary key, n int);
+create virtual table if not exists temp.stem using fts5 (w, content='', tokenize="porter unicode61 tokenchars '_'");
+create virtual table if not exists temp.stem_i using fts5vocab (temp, 'stem', 'instance');
 '''
 
 def default_index_path()->Path:
@@ -277,6 +277,78 @@ def _read(setting, todo):
     return [_Read(p, st, h, read[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in read[p].cells}) if p in cut
             else _Read(p, st, h, err=errs.get(p)) for p,st,h in todo]
 
+# %% ../nbs/04_index.ipynb #b572b38e
+import re, itertools
+_ascii_word = re.compile(r'[A-Za-z0-9_]+')
+_ascii_name = re.compile(r'[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*')  # `nbsearch.tokens`' names (`\w+` joined by dots), in ASCII
+
+def _names(s:str)->list|None:
+    "The names in `s` when `s` is plain ASCII without NUL (so that FTS5's tokens are their words); else `None`"
+    return _ascii_name.findall(s) if s.isascii() and '\x00' not in s else None
+
+# %% ../nbs/04_index.ipynb #f579fe28
+_stems = {} # word -> its index term, by FTS5's tokenizer (the same for every connection)
+
+@patch
+def _stem(self:NbIndex, words:set)->dict:
+    "`{word: term}` for `words`, each one ASCII token (see `_words`), stemmed by FTS5 in one batch and cached for the process"
+    if len(_stems)>1_000_000: _stems.clear()
+    for c in chunked([w for w in words if w not in _stems], 100_000):
+        self.db.execute('savepoint stem')  # one transaction: FTS5 adds rows 20 times faster
+        try:
+            self.db.executemany('insert into temp.stem (rowid, w) values (?,?)', enumerate(c, 1))
+            got = dict(self.db.execute('select doc, term from temp.stem_i'))
+            self.db.execute("insert into temp.stem (stem) values ('delete-all')")
+        finally: self.db.execute('release stem')
+        _stems.update((w, got[i]) for i,w in enumerate(c, 1))
+    return {w:_stems[w] for w in words}
+
+# %% ../nbs/04_index.ipynb #db9a6f86
+_nums,_name_nums = {},{} # term -> its number; name -> the numbers of its terms (with those `lex_text` adds), for the names seen
+
+@patch
+def _name_terms(self:NbIndex, names:set):
+    "Cache the term numbers of each of `names`: FTS5's terms of the words of its `lex_text`"
+    words = {o:_ascii_word.findall(lex_text(o)) for o in names if o not in _name_nums}
+    stem = self._stem(set().union(*words.values()))
+    for o,ws in words.items(): _name_nums[o] = tuple(_nums.setdefault(stem[w], len(_nums)) for w in ws)
+
+@patch
+def _lex_terms(self:NbIndex, texts:list)->tuple:
+    "The terms FTS5 finds in the `lex_text` of each of `texts`: the `terms` by number, each text's term numbers (one flat array), and how many each has"
+    if len(_name_nums)>1_000_000: _stems.clear(); _nums.clear(); _name_nums.clear()
+    names = [_names(t) for t in texts]
+    self._name_terms(set().union(*filter(None, names)))
+    seqs = [None if o is None else list(itertools.chain.from_iterable(map(_name_nums.__getitem__, o))) for o in names]
+    if (slow := [(i+1, lex_text(t)) for i,(t,o) in enumerate(zip(texts, names)) if o is None]):  # beyond ASCII: FTS5 itself
+        self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)', slow)
+        for i,_ in slow: seqs[i-1] = []
+        for i,t in self.db.execute('select doc, term from temp.tokz_i'): seqs[i-1].append(_nums.setdefault(t, len(_nums)))
+        self.db.execute('delete from temp.tokz')
+    n = np.fromiter(map(len, seqs), np.int64, len(seqs))
+    return list(_nums), np.fromiter(itertools.chain.from_iterable(seqs), np.int64, int(n.sum())), n
+
+# %% ../nbs/04_index.ipynb #bdd1fb79
+_hit = np.dtype([('id', '<i8'), ('tf', '<i4'), ('len', '<i4')]) # a passage in a posting: its id, the term's count in it, its length in terms
+
+def _postings(
+    terms:list, flat:np.ndarray, n:np.ndarray, # What `_lex_terms` returns for the passages
+    pids:list, # The passages' ids
+    docs:list, # Their notebooks' ids
+)->list: # Rows `(doc, term, passages, hits)` of `postings`, in the table's order
+    "The `postings` rows of passages `pids` of notebooks `docs`, whose terms are `flat` (`n` for each passage)"
+    if not len(flat): return []
+    T,pids,docs = len(terms),np.asarray(pids, np.int64),np.asarray(docs, np.int64)
+    u,cnt = np.unique(np.repeat(np.arange(len(n)), n)*T + flat, return_counts=True)  # distinct (passage, term) pairs
+    pi,t = np.divmod(u, T)
+    rank = np.empty(T, np.int64); rank[np.argsort(np.array(terms))] = np.arange(T)
+    o = np.lexsort((pi, rank[t], docs[pi]))
+    pi,t,d,h = pi[o],t[o],docs[pi[o]],np.empty(len(o), _hit)
+    h['id'],h['tf'],h['len'] = pids[pi],cnt[o],n[pi]
+    starts = np.flatnonzero(np.r_[True, (t[1:]!=t[:-1]) | (d[1:]!=d[:-1])])
+    b,w = h.tobytes(),_hit.itemsize
+    return [(x, terms[y], e-s, b[s*w:e*w]) for x,y,s,e in zip(d[starts].tolist(), t[starts].tolist(), starts.tolist(), [*starts[1:].tolist(), len(h)])]
+
 # %% ../nbs/04_index.ipynb #a23773d5
 @patch
 def _add(self:NbIndex, pkey, rs:list):
@@ -288,16 +360,13 @@ def _add(self:NbIndex, pkey, rs:list):
         docs[cur.lastrowid] = [self.db.execute('insert into passages (doc,ctx,body) values (?,?,?)', (cur.lastrowid, _utf8(p.ctx),
             json.dumps([p.cells, [r.cell_ids.get(i) for i in p.cells], [_utf8(o) for o in p.parts]]))).lastrowid for p in r.passages or []]
         docs[cur.lastrowid] = (docs[cur.lastrowid], r.passages or [])
-    self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)',
-                        [(i, lex_text(_utf8(p.text))) for ids,ps in docs.values() for i,p in zip(ids, ps)])
-    self.db.execute('delete from temp.plen')
-    self.db.execute('insert into temp.plen select doc, count(*) from temp.tokz_i group by doc')
-    self.db.execute('''insert into postings select term, doc, count(*), group_concat(hit, ' ') from (
-        select v.term term, p.doc doc, v.doc || ' ' || count(*) || ' ' || l.n hit from temp.tokz_i v
-        join temp.plen l on l.id=v.doc join passages p on p.id=v.doc group by v.term, v.doc) group by term, doc''')
-    self.db.execute('update passages set len=(select n from temp.plen where plen.id=passages.id) where id in (select id from temp.plen)')
-    self.db.executemany('update docs set len=(select coalesce(sum(len), 0) from passages where doc=?) where id=?', [(d, d) for d in docs])
-    self.db.execute('delete from temp.tokz')
+    ps = [(i, d, p) for d,(ids,ps) in docs.items() for i,p in zip(ids, ps)]
+    terms,flat,n = self._lex_terms([_utf8(p.text) for *_,p in ps])
+    self.db.executemany('insert into postings values (?,?,?,?)', _postings(terms, flat, n, [i for i,*_ in ps], [d for _,d,_ in ps]))
+    self.db.executemany('update passages set len=? where id=?', [(k, i) for (i,*_),k in zip(ps, n.tolist()) if k])  # no term: no length, as FTS5 had it
+    lens = {}
+    for (_,d,_),k in zip(ps, n.tolist()): lens[d] = lens.get(d, 0)+k
+    self.db.executemany('update docs set len=? where id=?', [(lens.get(d, 0), d) for d in docs])
 
 # %% ../nbs/04_index.ipynb #fd9c8262
 @patch
@@ -486,10 +555,10 @@ def lexical(
         ids,owners,contrib = [],[],[]
         for t in [t for t in terms if t in keep]:
             got = self.db.execute(f'select doc, n, hits from postings where {sub} order by doc', (t,)).fetchall()
-            h = np.array(' '.join(o for *_,o in got).split(), dtype='int64').reshape(-1, 3)  # passage id, term count, passage length
+            h = np.frombuffer(b''.join(o for *_,o in got), _hit)
             idf = np.log1p((N-df[t]+0.5)/(df[t]+0.5))  # Lucene's idf: never 0, so a word in most passages still counts
-            tf,dl = h[:,1].astype('float64'),h[:,2].astype('float64')
-            ids.append(h[:,0]); owners.append(np.repeat([d for d,*_ in got], [k for _,k,_ in got]))
+            tf,dl = h['tf'].astype('float64'),h['len'].astype('float64')
+            ids.append(h['id']); owners.append(np.repeat([d for d,*_ in got], [k for _,k,_ in got]))
             contrib.append(idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl)))
     if not ids: return []
     u,first,inv = np.unique(np.concatenate(ids), return_index=True, return_inverse=True)

@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/static.html.md"""
 __all__ = ['read_safetensors', 'StaticModel', 'static_path', 'load_static', 'static_model']
 
 # %% ../nbs/02_static.ipynb #ca0da1a5
-import json, hashlib, itertools, importlib.resources
+import re, json, hashlib, itertools, importlib.resources
 import numpy as np
 from fastcore.utils import *
 
@@ -81,11 +81,43 @@ def offsets(self:StaticModel, texts:list)->list:
 @patch
 def _tokens(self:StaticModel, texts:list)->tuple:
     "Token ids of all `texts`, one flat array, and how many each text has: cut to `max_seq_length`, without `[UNK]` (as model2vec)"
-    ids = [e.ids for e in self._etok.encode_batch_fast(list(texts), add_special_tokens=False)]
+    ids,m = self._word_ids(texts),self.max_seq_length
+    if (slow := [i for i,o in enumerate(ids) if o is None]):
+        for i,e in zip(slow, self._etok.encode_batch_fast([texts[i] for i in slow], add_special_tokens=False)): ids[i] = e.ids
+    ids = [o[:m] if len(o)>m else o for o in ids]  # as `_etok` truncates
     n = np.fromiter(map(len, ids), np.int64, len(ids))
     flat = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(n.sum()))
     if (keep := flat!=self.unk).all(): return flat, n
     return flat[keep], np.bincount(np.repeat(np.arange(len(ids)), n)[keep], minlength=len(ids))
+
+# %% ../nbs/02_static.ipynb #2bc02f1a
+_plain = re.compile(r'[\t\n\r -~]*')  # printable ASCII, tabs and newlines: all BertNormalizer does to them is lower-case them
+_ascii_pieces = re.compile(r'[A-Za-z0-9]+|[^A-Za-z0-9\s]')  # BertPreTokenizer on ASCII: runs of letters and digits, each symbol alone
+
+@patch
+def _bert_like(self:StaticModel)->bool:
+    "Does the tokenizer cut plain ASCII text as BERT's does: lower-case (or not), split into words and symbols, then WordPiece each?"
+    if '_bert' not in self.__dict__:
+        c = json.loads(self.tokenizer.to_str())
+        norm,pre,model = (c.get(k) or {} for k in ('normalizer', 'pre_tokenizer', 'model'))
+        self._bert = (norm.get('type'),pre.get('type'),model.get('type'))==('BertNormalizer', 'BertPreTokenizer', 'WordPiece')
+        self._lower,self._added = bool(norm.get('lowercase')),[a['content'].lower() for a in c.get('added_tokens') or []]
+    return self._bert
+
+# %% ../nbs/02_static.ipynb #495aa3a5
+@patch
+def _word_ids(self:StaticModel, texts:list)->list:
+    "Token ids of each of `texts`, joined from those of its words (each tokenized once); `None` for a text the tokenizer must cut whole"
+    if not self._bert_like(): return [None]*len(texts)
+    cache = self.__dict__.setdefault('_wids', {})
+    if len(cache)>1_000_000: cache.clear()
+    def _words(t):
+        if not _plain.fullmatch(t) or any(a in (tl := t.lower()) for a in self._added): return None
+        return _ascii_pieces.findall(tl if self._lower else t)
+    words = [_words(t) for t in texts]
+    if (new := list(set().union(*filter(None, words)) - cache.keys())):
+        cache.update(zip(new, [e.ids for e in self.tokenizer.encode_batch_fast(new, add_special_tokens=False)]))
+    return [None if w is None else list(itertools.chain.from_iterable(map(cache.__getitem__, w))) for w in words]
 
 # %% ../nbs/02_static.ipynb #0fd0da73
 @patch

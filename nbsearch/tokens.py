@@ -30,12 +30,12 @@ def code_tokens(s:str)->list:
 _name_re = re.compile(r'\w+(?:\.\w+)*')
 def _compound(w): return '_' in w or '.' in w or not (w.islower() or w.isupper() or w.istitle() or w.isdigit())
 
-@functools.lru_cache(maxsize=200_000)
-def _compound_tokens(w): return ' '.join(code_tokens(w))
+@functools.lru_cache(maxsize=2**20)
+def _compound_tokens(w): return ' '.join(code_tokens(w)) if _compound(w) else ''
 
 def lex_text(s:str)->str:
     "The text the index tokenizes for passage text `s`: `s`, then the parts of its compound names (see `code_tokens`)"
-    return s + '\n' + ' '.join(filter(None, (_compound_tokens(w) for w in _name_re.findall(s) if _compound(w))))
+    return s + '\n' + ' '.join(filter(None, map(_compound_tokens, _name_re.findall(s))))
 
 # %% ../nbs/03_tokens.ipynb #a39ce89f
 stop_words = set('a an and are as at be by can do does for from how i in is it my of on or so that the this to what when where which who why with you'.split())
