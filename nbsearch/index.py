@@ -304,29 +304,46 @@ def _stem(self:NbIndex, words:set)->dict:
     return {w:_stems[w] for w in words}
 
 # %% ../nbs/04_index.ipynb #db9a6f86
-_nums,_name_nums = {},{} # term -> its number; name -> the numbers of its terms (with those `lex_text` adds), for the names seen
+class _NameTerms:
+    "The term numbers of every name seen (FTS5's terms of the words of its `lex_text`), as one array: `nums[start[i]:start[i]+len[i]]` for name `i`"
+    def __init__(self): self.ids,self.nums,self.start,self.len,self.terms = {},{},[],[],[]
+
+_cache = {} # the `_NameTerms` of the process
 
 @patch
-def _name_terms(self:NbIndex, names:set):
-    "Cache the term numbers of each of `names`: FTS5's terms of the words of its `lex_text`"
-    words = {o:_ascii_word.findall(lex_text(o)) for o in names if o not in _name_nums}
+def _name_terms(self:NbIndex, names:set)->_NameTerms:
+    "The process' `_NameTerms`, after adding those of `names` it lacks"
+    c = _cache.setdefault('names', _NameTerms())
+    if len(c.ids)>1_000_000: _stems.clear(); c = _cache['names'] = _NameTerms()
+    words = {o:_ascii_word.findall(lex_text(o)) for o in names if o not in c.ids}
     stem = self._stem(set().union(*words.values()))
-    for o,ws in words.items(): _name_nums[o] = tuple(_nums.setdefault(stem[w], len(_nums)) for w in ws)
+    for o,ws in words.items():
+        c.ids[o] = len(c.start); c.start.append(len(c.terms)); c.len.append(len(ws))
+        c.terms += [c.nums.setdefault(stem[w], len(c.nums)) for w in ws]
+    return c
 
+# %% ../nbs/04_index.ipynb #7a1c3e52
 @patch
 def _lex_terms(self:NbIndex, texts:list)->tuple:
     "The terms FTS5 finds in the `lex_text` of each of `texts`: the `terms` by number, each text's term numbers (one flat array), and how many each has"
-    if len(_name_nums)>1_000_000: _stems.clear(); _nums.clear(); _name_nums.clear()
     names = [_names(t) for t in texts]
-    self._name_terms(set().union(*filter(None, names)))
-    seqs = [None if o is None else list(itertools.chain.from_iterable(map(_name_nums.__getitem__, o))) for o in names]
-    if (slow := [(i+1, lex_text(t)) for i,(t,o) in enumerate(zip(texts, names)) if o is None]):  # beyond ASCII: FTS5 itself
-        self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)', slow)
-        for i,_ in slow: seqs[i-1] = []
-        for i,t in self.db.execute('select doc, term from temp.tokz_i'): seqs[i-1].append(_nums.setdefault(t, len(_nums)))
-        self.db.execute('delete from temp.tokz')
+    c = self._name_terms(set().union(*filter(None, names)))
+    flat_names = np.fromiter(map(c.ids.__getitem__, itertools.chain.from_iterable(filter(None, names))), np.int64)
+    start,k = np.asarray(c.start, np.int64)[flat_names],np.asarray(c.len, np.int64)[flat_names]
+    off = np.cumsum(k)-k
+    flat = np.asarray(c.terms, np.int64)[np.arange(int(k.sum()))-np.repeat(off-start, k)]  # each name's run of term numbers
+    per_name = np.fromiter((len(o) if o else 0 for o in names), np.int64, len(names))
+    n = np.add.reduceat(np.r_[k, 0], np.r_[0, np.cumsum(per_name)[:-1]])[:len(names)] if len(names) else per_name
+    n[per_name==0] = 0
+    if not (slow := [(i+1, lex_text(t)) for i,(t,o) in enumerate(zip(texts, names)) if o is None]): return list(c.nums), flat, n
+    self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)', slow)  # beyond ASCII: FTS5 itself
+    got = {}
+    for i,t in self.db.execute('select doc, term from temp.tokz_i'): got.setdefault(i-1, []).append(c.nums.setdefault(t, len(c.nums)))
+    self.db.execute('delete from temp.tokz')
+    seqs,pos = [],np.r_[0, np.cumsum(n)]
+    for i in range(len(texts)): seqs.append(got.get(i, []) if names[i] is None else flat[pos[i]:pos[i+1]])
     n = np.fromiter(map(len, seqs), np.int64, len(seqs))
-    return list(_nums), np.fromiter(itertools.chain.from_iterable(seqs), np.int64, int(n.sum())), n
+    return list(c.nums), np.concatenate([np.zeros(0, np.int64), *[np.asarray(o, np.int64) for o in seqs]]), n
 
 # %% ../nbs/04_index.ipynb #bdd1fb79
 _hit = np.dtype([('id', '<i8'), ('tf', '<i4'), ('len', '<i4')]) # a passage in a posting: its id, the term's count in it, its length in terms
@@ -334,20 +351,20 @@ _hit = np.dtype([('id', '<i8'), ('tf', '<i4'), ('len', '<i4')]) # a passage in a
 def _postings(
     terms:list, flat:np.ndarray, n:np.ndarray, # What `_lex_terms` returns for the passages
     pids:list, # The passages' ids
-    docs:list, # Their notebooks' ids
+    docs:list, # Their notebooks' ids, in order (a notebook's passages are consecutive)
 )->list: # Rows `(doc, term, passages, hits)` of `postings`, in the table's order
     "The `postings` rows of passages `pids` of notebooks `docs`, whose terms are `flat` (`n` for each passage)"
     if not len(flat): return []
-    T,pids,docs = len(terms),np.asarray(pids, np.int64),np.asarray(docs, np.int64)
-    u,cnt = np.unique(np.repeat(np.arange(len(n)), n)*T + flat, return_counts=True)  # distinct (passage, term) pairs
-    pi,t = np.divmod(u, T)
+    T,P,pids,docs = len(terms),len(n),np.asarray(pids, np.int64),np.asarray(docs, np.int64)
     rank = np.empty(T, np.int64); rank[np.argsort(np.array(terms))] = np.arange(T)
-    o = np.lexsort((pi, rank[t], docs[pi]))
-    pi,t,d,h = pi[o],t[o],docs[pi[o]],np.empty(len(o), _hit)
-    h['id'],h['tf'],h['len'] = pids[pi],cnt[o],n[pi]
-    starts = np.flatnonzero(np.r_[True, (t[1:]!=t[:-1]) | (d[1:]!=d[:-1])])
-    b,w = h.tobytes(),_hit.itemsize
-    return [(x, terms[y], e-s, b[s*w:e*w]) for x,y,s,e in zip(d[starts].tolist(), t[starts].tolist(), starts.tolist(), [*starts[1:].tolist(), len(h)])]
+    pi = np.repeat(np.arange(P), n)
+    u,cnt = np.unique((np.cumsum(np.r_[0, docs[1:]!=docs[:-1]])[pi]*T + rank[flat])*P + pi, return_counts=True)  # by notebook, term, passage
+    pi,r = u%P,u//P
+    t,h = np.argsort(rank)[r%T],np.empty(len(u), _hit)
+    h['id'],h['tf'],h['len'] = pids[pi],cnt,n[pi]
+    starts = np.flatnonzero(np.r_[True, r[1:]!=r[:-1]])
+    b,w,d = h.tobytes(),_hit.itemsize,docs[pi[starts]].tolist()
+    return [(x, terms[y], e-s, b[s*w:e*w]) for x,y,s,e in zip(d, t[starts].tolist(), starts.tolist(), [*starts[1:].tolist(), len(h)])]
 
 # %% ../nbs/04_index.ipynb #a23773d5
 @patch
@@ -386,28 +403,44 @@ def _bar(total, desc, unit, progress):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
+# %% ../nbs/04_index.ipynb #3c5d9a11
+def _ahead(f, xs):
+    "`f(x)` for each of `xs`, in order, the next one computed in a thread while the caller works on the current one"
+    from concurrent.futures import ThreadPoolExecutor
+    ex,fut = ThreadPoolExecutor(1, thread_name_prefix='nbsearch-read'),None
+    try:
+        for x in xs:
+            nxt = ex.submit(f, x)
+            if fut is not None: yield fut.result()
+            fut = nxt
+        if fut is not None: yield fut.result()
+    finally: ex.shutdown(wait=False, cancel_futures=True)  # a consumer that stops (an error, Ctrl-C) does not wait for the next chunk
+
 # %% ../nbs/04_index.ipynb #b5ba38b4
+def _changes(setting, c, docs):
+    "For chunk `c` of (path, stat) pairs: `_Read`s of the new, changed and unreadable notebooks, stat updates of the unchanged, paths gone"
+    new,same,gone,bad = [],[],[],[]
+    for p,st in c:
+        try: h = _hash(p) if st else None
+        except (OSError, ValueError) as e:
+            bad.append(_Read(p, st, None, err='broken symbolic link' if os.path.islink(p) and not os.path.exists(p) else _err(e))); continue
+        if h is None: gone.append(p)
+        elif p in docs and docs[p].hash==h: same.append((*st, docs[p].id))
+        else: new.append((p, st, h))
+    return _read(setting, new)+bad, same, gone
+
 @patch
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
-    pkey,bar = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress)
-    for c in chunked(todo, chunk):
-        new,same,gone,bad = [],[],[],[]
-        for p,st in c:
-            try: h = _hash(p) if st else None
-            except (OSError, ValueError) as e:
-                bad.append(_Read(p, st, None, err='broken symbolic link' if os.path.islink(p) and not os.path.exists(p) else _err(e))); continue
-            if h is None: gone.append(p)
-            elif p in docs and docs[p].hash==h: same.append((*st, docs[p].id))
-            else: new.append((p, st, h))
-        rs = _read(setting, new)+bad
+    pkey,bar,cs = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress),list(chunked(todo, chunk))
+    for c,(rs,same,gone) in zip(cs, _ahead(lambda c: _changes(setting, c, docs), cs)):
         with self._write():
             self._drop([i for p in gone+[r.path for r in rs] for i, in self.db.execute('select id from docs where pkey=? and path=?', (pkey, p))])  # as stored now: another process may be indexing too
             self.db.executemany('update docs set size=?, mtime=?, ctime=? where id=?', same)
             self._add(pkey, rs)
         for p in gone+[r.path for r in rs]:
             for o in self._embs.values(): o.pop(p, None)
-        if new or same or gone or bad: self._docs_cache.pop(pkey, None)
+        if rs or same or gone: self._docs_cache.pop(pkey, None)
         bar.update(len(c))
     bar.close()
 
@@ -584,23 +617,26 @@ def _stored_vecs(self:NbIndex, mkey, docs, have):
 
 @patch
 def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk=256):
-    "Compute, store and put in `have` the embeddings by `m` of notebooks `docs`, committed every `chunk` passages"
+    "Compute, store and put in `have` the embeddings by `m` of notebooks `docs`, committed every `chunk` passages (more, for a fast model)"
     from nbsearch.models import embed
     bar = _bar(sum(d.n for d in docs.values()), 'Embedding passages', 'passage', progress)
-    todo = list(docs.items())
+    todo,t = list(docs.items()),time.perf_counter()
     while todo:
         group,size = [],0
         while todo and (not group or size+todo[0][1].n<=chunk): group.append(todo.pop(0)); size += group[-1][1].n
         ps = self.passages(setting, [p for p,_ in group])
         vecs = embed(m, [p.text for p in ps]) if ps else np.zeros((0, 1), 'float32')
-        start = 0
+        start,ids = 0,{}
+        for o in ps: ids.setdefault(o.path, []).append(o.id)
         with self._write():
             for p,d in group:
                 v,start = vecs[start:start+d.n],start+d.n
-                if self._ids(d.id)!=[o.id for o in ps if o.path==p]: continue  # re-indexed meanwhile: embed again next time
+                if self._ids(d.id)!=ids.get(p, []): continue  # re-indexed meanwhile: embed again next time
                 if len(v): self.db.execute('insert or replace into vecs values (?,?,?)', (mkey, d.id, np.ascontiguousarray(v, 'float32').tobytes()))
-                have[p] = ([o.id for o in ps if o.path==p], v)
+                have[p] = (ids.get(p, []), v)
         bar.update(size)
+        if time.perf_counter()-t<0.5: chunk = min(2*chunk, 8192)  # a fast model (the static one): fewer commits, each a sync of the log
+        t = time.perf_counter()
     bar.close()
 
 # %% ../nbs/04_index.ipynb #ad15bc2e
