@@ -291,7 +291,7 @@ _stems = {} # word -> its index term, by FTS5's tokenizer (the same for every co
 
 @patch
 def _stem(self:NbIndex, words:set)->dict:
-    "`{word: term}` for `words`, each one ASCII token (see `_words`), stemmed by FTS5 in one batch and cached for the process"
+    "`{word: term}` for `words`, each a run of ASCII letters, digits and `_` (one FTS5 token), stemmed by FTS5 in one batch and cached for the process"
     if len(_stems)>1_000_000: _stems.clear()
     for c in chunked([w for w in words if w not in _stems], 100_000):
         self.db.execute('savepoint stem')  # one transaction: FTS5 adds rows 20 times faster
