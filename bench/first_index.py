@@ -12,6 +12,8 @@ median. Phases are timed by wrapping the functions a checkout has (those it lack
 (JSON to `Nb`), `cut` (model tokenizer offsets and passages), `add` (storing passages and postings; it holds `lex`,
 the `lex_text` calls), `dense` (the dense leg: embedding every passage, storing the vectors; it holds `static`, the
 static model's `embed`), `commit` (write transactions closing).
+`--fast-offsets` makes the cross-encoder cut passages with `nbsearch.tokens.bert_offsets` (each word tokenized once), as
+`nbsearch.models.OnnxModel.offsets` and `nbsearch.read.hf_offsets` could: the gain that change would bring.
 """
 import os, sys, json, time, tempfile, subprocess, statistics as stats
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,10 +56,21 @@ def _wrap(T):
             return _CM()
         I.NbIndex._write = _write
 
-def one(folder, model, profile=None):
+def _fast_offsets():
+    "Make ONNX models cut passages with `bert_offsets` (the same offsets, each word tokenized once)"
+    import nbsearch.models as M
+    from nbsearch.tokens import bert_offsets
+    orig = M.OnnxModel.offsets
+    def offsets(self, texts):
+        if '_fast_offs' not in self.__dict__: self._fast_offs = bert_offsets(self.tok)
+        return self._fast_offs(texts) if self._fast_offs else orig(self, texts)
+    M.OnnxModel.offsets = offsets
+
+def one(folder, model, profile=None, fast_offsets=False):
     "One first index in this process: `{'total': s, phase: s, ...}`"
     import warnings; warnings.simplefilter('ignore')
     T = {}
+    if fast_offsets: _fast_offsets()
     _wrap(T)
     from nbsearch.core import rank_nbs
     from nbsearch.models import load_model
@@ -78,11 +91,12 @@ def main(
     runs:int=3, # Runs of each version
     corpus:str=None, # Folder whose notebooks are copied (default: ../shared/corpora)
     profile:str=None, # Write a cProfile of the (last) run of each version to this path, suffixed by the version's name
+    fast_offsets:str='', # Names of versions (comma-separated) whose ONNX cross-encoder cuts with `nbsearch.tokens.bert_offsets`
     one_run:str=None, # (internal) run once in this process over this folder, printing the JSON of the times
     model:str=None, # (internal) the cross-encoder folder
 ):
     "Time the first index of `n` notebooks with a cross-encoder for each checkout of `versions`, alternating runs"
-    if one_run: print(json.dumps(one(one_run, model, profile))); return
+    if one_run: print(json.dumps(one(one_run, model, profile, fast_offsets=='1'))); return
     from speed import replicate
     from nbsearch.models import tiny_cross_encoder
     vers = dict(o.split('=', 1) for o in versions.split())
@@ -97,6 +111,7 @@ def main(
                 env = {**os.environ, 'PYTHONPATH': str(Path(p).resolve()), 'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
                 args = [sys.executable, __file__, '--one-run', str(folder), '--model', str(model)]
                 if profile: args += ['--profile', f'{profile}.{v}']
+                if v in fast_offsets.split(','): args += ['--fast-offsets', '1']
                 out = subprocess.run(args, env=env, capture_output=True, text=True)
                 if out.returncode: print(f'{v} failed: {out.stderr[-500:]}', file=sys.stderr); continue
                 res[v].append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -379,6 +379,7 @@ d = { 'settings': { 'branch': 'main',
                                  'nbsearch.static.static_path': ('static.html#static_path', 'nbsearch/static.py')},
             'nbsearch.tokens': { 'nbsearch.tokens._compound': ('tokens.html#_compound', 'nbsearch/tokens.py'),
                                  'nbsearch.tokens._compound_tokens': ('tokens.html#_compound_tokens', 'nbsearch/tokens.py'),
+                                 'nbsearch.tokens.bert_offsets': ('tokens.html#bert_offsets', 'nbsearch/tokens.py'),
                                  'nbsearch.tokens.code_tokens': ('tokens.html#code_tokens', 'nbsearch/tokens.py'),
                                  'nbsearch.tokens.lex_text': ('tokens.html#lex_text', 'nbsearch/tokens.py'),
                                  'nbsearch.tokens.query_tokens': ('tokens.html#query_tokens', 'nbsearch/tokens.py')}}}

@@ -212,3 +212,18 @@ def test_postings_are_fts5s():
     assert got == _fts_postings(ix, pt)
     lens = {int(h['id']):int(h['len']) for *_,b in rows for h in np.frombuffer(b, _hit)}
     assert all(lens[i]==n[i-1] for i in lens) and len(lens) == int((n>0).sum())
+
+
+def test_bert_offsets_are_the_tokenizers():
+    "`bert_offsets` gives the tokenizer's own offsets, offset for offset, for every cell and context line of the corpora and odd text"
+    from tokenizers import Tokenizer
+    from nbsearch.read import read_nb, passage_texts
+    from nbsearch.static import static_path
+    from nbsearch.tokens import bert_offsets
+    from test_static import weird, texts
+    tk = Tokenizer.from_file(str(static_path()/'tokenizer.json')); tk.no_padding(); tk.no_truncation()
+    root = Path(__file__).parent
+    folders = [root/'corpus'] + [f for f in (root.parent.parent/'shared'/'corpora', Path('/work/shared/corpora')) if f.exists()][:1]
+    ts = [t for f in folders for p in get_nb_paths(f) for t in passage_texts(read_nb(p))] + weird + texts
+    assert len(ts) > 100
+    assert bert_offsets(tk)(ts) == [e.offsets for e in tk.encode_batch(ts, add_special_tokens=False)]
