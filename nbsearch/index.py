@@ -47,7 +47,7 @@ class NotAnIndexError(ValueError):
     "A file named as the index that nbsearch did not create: it is left exactly as it is"
 
 app_id = 0x6e627378 # SQLite `application_id` of nbsearch's index files ('nbsx')
-schema_version = 6 # SQLite `user_version` of the index files this version writes (6: `pcells`, what filters read of each passage)
+schema_version = 7 # SQLite `user_version` of the index files this version writes (6: `pcells`, what filters read of each passage; 7: postings keyed by (notebook, term), hits as a blob)
 _sqlite_magic = b'SQLite format 3\x00'
 
 def _old_index(p):
@@ -96,8 +96,7 @@ create table if not exists docs (id integer primary key autoincrement, pkey text
   ctime int, hash text, title text, n int, len int, err text, unique (pkey, path));
 create table if not exists passages (id integer primary key autoincrement, doc int not null, ctx text, body text, len int);
 create index if not exists passages_doc on passages (doc);
-create table if not exists postings (term text, doc int, n int, hits text, primary key (term, doc)) without rowid;
-create index if not exists postings_doc on postings (doc);
+create table if not exists postings (doc int, term text, n int, hits blob, primary key (doc, term)) without rowid;
 create table if not exists vecs (mkey text, doc int, vecs blob, primary key (mkey, doc)) without rowid;
 create index if not exists vecs_doc on vecs (doc);
 create table if not exists pvecs (mkey text, id int, vec blob, primary key (mkey, id)) without rowid;
@@ -109,7 +108,8 @@ _temp_schema = '''
 create virtual table if not exists temp.tokz using fts5 (toks, tokenize="porter unicode61 tokenchars '_'");
 create virtual table if not exists temp.tokz_i using fts5vocab (temp, 'tokz', 'instance');
 create table if not exists temp.scope (doc integer primary key);
-create table if not exists temp.plen (id integer primary key, n int);
+create virtual table if not exists temp.stem using fts5 (w, content='', tokenize="porter unicode61 tokenchars '_'");
+create virtual table if not exists temp.stem_i using fts5vocab (temp, 'stem', 'instance');
 '''
 
 def default_index_path()->Path:
@@ -279,6 +279,95 @@ def _read(setting, todo):
     return [_Read(p, st, h, read[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in read[p].cells}) if p in cut
             else _Read(p, st, h, err=errs.get(p)) for p,st,h in todo]
 
+# %% ../nbs/04_index.ipynb #b572b38e
+import re, itertools
+_ascii_word = re.compile(r'[A-Za-z0-9_]+')
+_ascii_name = re.compile(r'[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*')  # `nbsearch.tokens`' names (`\w+` joined by dots), in ASCII
+
+def _names(s:str)->list|None:
+    "The names in `s` when `s` is plain ASCII without NUL (so that FTS5's tokens are their words); else `None`"
+    return _ascii_name.findall(s) if s.isascii() and '\x00' not in s else None
+
+# %% ../nbs/04_index.ipynb #f579fe28
+_stems = {} # word -> its index term, by FTS5's tokenizer (the same for every connection)
+
+@patch
+def _stem(self:NbIndex, words:set)->dict:
+    "`{word: term}` for `words`, each a run of ASCII letters, digits and `_` (one FTS5 token), stemmed by FTS5 in one batch and cached for the process"
+    if len(_stems)>1_000_000: _stems.clear()
+    for c in chunked([w for w in words if w not in _stems], 100_000):
+        self.db.execute('savepoint stem')  # one transaction: FTS5 adds rows 20 times faster
+        try:
+            self.db.executemany('insert into temp.stem (rowid, w) values (?,?)', enumerate(c, 1))
+            got = dict(self.db.execute('select doc, term from temp.stem_i'))
+            self.db.execute("insert into temp.stem (stem) values ('delete-all')")
+        finally: self.db.execute('release stem')
+        _stems.update((w, got[i]) for i,w in enumerate(c, 1))
+    return {w:_stems[w] for w in words}
+
+# %% ../nbs/04_index.ipynb #db9a6f86
+class _NameTerms:
+    "The term numbers of every name seen (FTS5's terms of the words of its `lex_text`), as one array: `nums[start[i]:start[i]+len[i]]` for name `i`"
+    def __init__(self): self.ids,self.nums,self.start,self.len,self.terms = {},{},[],[],[]
+
+_cache = {} # the `_NameTerms` of the process
+
+@patch
+def _name_terms(self:NbIndex, names:set)->_NameTerms:
+    "The process' `_NameTerms`, after adding those of `names` it lacks"
+    c = _cache.setdefault('names', _NameTerms())
+    if len(c.ids)>1_000_000: _stems.clear(); c = _cache['names'] = _NameTerms()
+    words = {o:_ascii_word.findall(lex_text(o)) for o in names if o not in c.ids}
+    stem = self._stem(set().union(*words.values()))
+    for o,ws in words.items():
+        c.ids[o] = len(c.start); c.start.append(len(c.terms)); c.len.append(len(ws))
+        c.terms += [c.nums.setdefault(stem[w], len(c.nums)) for w in ws]
+    return c
+
+# %% ../nbs/04_index.ipynb #7a1c3e52
+@patch
+def _lex_terms(self:NbIndex, texts:list)->tuple:
+    "The terms FTS5 finds in the `lex_text` of each of `texts`: the `terms` by number, each text's term numbers (one flat array), and how many each has"
+    names = [_names(t) for t in texts]
+    c = self._name_terms(set().union(*filter(None, names)))
+    flat_names = np.fromiter(map(c.ids.__getitem__, itertools.chain.from_iterable(filter(None, names))), np.int64)
+    start,k = np.asarray(c.start, np.int64)[flat_names],np.asarray(c.len, np.int64)[flat_names]
+    off = np.cumsum(k)-k
+    flat = np.asarray(c.terms, np.int64)[np.arange(int(k.sum()))-np.repeat(off-start, k)]  # each name's run of term numbers
+    per_name = np.fromiter((len(o) if o else 0 for o in names), np.int64, len(names))
+    n = np.add.reduceat(np.r_[k, 0], np.r_[0, np.cumsum(per_name)[:-1]])[:len(names)] if len(names) else per_name
+    n[per_name==0] = 0
+    if not (slow := [(i+1, lex_text(t)) for i,(t,o) in enumerate(zip(texts, names)) if o is None]): return list(c.nums), flat, n
+    self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)', slow)  # beyond ASCII: FTS5 itself
+    got = {}
+    for i,t in self.db.execute('select doc, term from temp.tokz_i'): got.setdefault(i-1, []).append(c.nums.setdefault(t, len(c.nums)))
+    self.db.execute('delete from temp.tokz')
+    seqs,pos = [],np.r_[0, np.cumsum(n)]
+    for i in range(len(texts)): seqs.append(got.get(i, []) if names[i] is None else flat[pos[i]:pos[i+1]])
+    n = np.fromiter(map(len, seqs), np.int64, len(seqs))
+    return list(c.nums), np.concatenate([np.zeros(0, np.int64), *[np.asarray(o, np.int64) for o in seqs]]), n
+
+# %% ../nbs/04_index.ipynb #bdd1fb79
+_hit = np.dtype([('id', '<i8'), ('tf', '<i4'), ('len', '<i4')]) # a passage in a posting: its id, the term's count in it, its length in terms
+
+def _postings(
+    terms:list, flat:np.ndarray, n:np.ndarray, # What `_lex_terms` returns for the passages
+    pids:list, # The passages' ids
+    docs:list, # Their notebooks' ids, in order (a notebook's passages are consecutive)
+)->list: # Rows `(doc, term, passages, hits)` of `postings`, in the table's order
+    "The `postings` rows of passages `pids` of notebooks `docs`, whose terms are `flat` (`n` for each passage)"
+    if not len(flat): return []
+    T,P,pids,docs = len(terms),len(n),np.asarray(pids, np.int64),np.asarray(docs, np.int64)
+    rank = np.empty(T, np.int64); rank[np.argsort(np.array(terms))] = np.arange(T)
+    pi = np.repeat(np.arange(P), n)
+    u,cnt = np.unique((np.cumsum(np.r_[0, docs[1:]!=docs[:-1]])[pi]*T + rank[flat])*P + pi, return_counts=True)  # by notebook, term, passage
+    pi,r = u%P,u//P
+    t,h = np.argsort(rank)[r%T],np.empty(len(u), _hit)
+    h['id'],h['tf'],h['len'] = pids[pi],cnt,n[pi]
+    starts = np.flatnonzero(np.r_[True, r[1:]!=r[:-1]])
+    b,w,d = h.tobytes(),_hit.itemsize,docs[pi[starts]].tolist()
+    return [(x, terms[y], e-s, b[s*w:e*w]) for x,y,s,e in zip(d, t[starts].tolist(), starts.tolist(), [*starts[1:].tolist(), len(h)])]
+
 # %% ../nbs/04_index.ipynb #a23773d5
 @patch
 def _add(self:NbIndex, pkey, rs:list):
@@ -290,16 +379,13 @@ def _add(self:NbIndex, pkey, rs:list):
         docs[cur.lastrowid] = [self.db.execute('insert into passages (doc,ctx,body) values (?,?,?)', (cur.lastrowid, _utf8(p.ctx),
             json.dumps([p.cells, [r.cell_ids.get(i) for i in p.cells], [_utf8(o) for o in p.parts]]))).lastrowid for p in r.passages or []]
         docs[cur.lastrowid] = (docs[cur.lastrowid], r.passages or [])
-    self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)',
-                        [(i, lex_text(_utf8(p.text))) for ids,ps in docs.values() for i,p in zip(ids, ps)])
-    self.db.execute('delete from temp.plen')
-    self.db.execute('insert into temp.plen select doc, count(*) from temp.tokz_i group by doc')
-    self.db.execute('''insert into postings select term, doc, count(*), group_concat(hit, ' ') from (
-        select v.term term, p.doc doc, v.doc || ' ' || count(*) || ' ' || l.n hit from temp.tokz_i v
-        join temp.plen l on l.id=v.doc join passages p on p.id=v.doc group by v.term, v.doc) group by term, doc''')
-    self.db.execute('update passages set len=(select n from temp.plen where plen.id=passages.id) where id in (select id from temp.plen)')
-    self.db.executemany('update docs set len=(select coalesce(sum(len), 0) from passages where doc=?) where id=?', [(d, d) for d in docs])
-    self.db.execute('delete from temp.tokz')
+    ps = [(i, d, p) for d,(ids,ps) in docs.items() for i,p in zip(ids, ps)]
+    terms,flat,n = self._lex_terms([_utf8(p.text) for *_,p in ps])
+    self.db.executemany('insert into postings values (?,?,?,?)', _postings(terms, flat, n, [i for i,*_ in ps], [d for _,d,_ in ps]))
+    self.db.executemany('update passages set len=? where id=?', [(k, i) for (i,*_),k in zip(ps, n.tolist()) if k])  # no term: no length, as FTS5 had it
+    lens = {}
+    for (_,d,_),k in zip(ps, n.tolist()): lens[d] = lens.get(d, 0)+k
+    self.db.executemany('update docs set len=? where id=?', [(lens.get(d, 0), d) for d in docs])
     self._add_meta(docs.values())  # what filters read of each passage (see `_add_meta`)
 
 # %% ../nbs/04_index.ipynb #bb870f86
@@ -327,28 +413,44 @@ def _bar(total, desc, unit, progress):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
+# %% ../nbs/04_index.ipynb #3c5d9a11
+def _ahead(f, xs):
+    "`f(x)` for each of `xs`, in order, the next one computed in a thread while the caller works on the current one"
+    from concurrent.futures import ThreadPoolExecutor
+    ex,fut = ThreadPoolExecutor(1, thread_name_prefix='nbsearch-read'),None
+    try:
+        for x in xs:
+            nxt = ex.submit(f, x)
+            if fut is not None: yield fut.result()
+            fut = nxt
+        if fut is not None: yield fut.result()
+    finally: ex.shutdown(wait=False, cancel_futures=True)  # a consumer that stops (an error, Ctrl-C) does not wait for the next chunk
+
 # %% ../nbs/04_index.ipynb #b5ba38b4
+def _changes(setting, c, docs):
+    "For chunk `c` of (path, stat) pairs: `_Read`s of the new, changed and unreadable notebooks, stat updates of the unchanged, paths gone"
+    new,same,gone,bad = [],[],[],[]
+    for p,st in c:
+        try: h = _hash(p) if st else None
+        except (OSError, ValueError) as e:
+            bad.append(_Read(p, st, None, err='broken symbolic link' if os.path.islink(p) and not os.path.exists(p) else _err(e))); continue
+        if h is None: gone.append(p)
+        elif p in docs and docs[p].hash==h: same.append((*st, docs[p].id))
+        else: new.append((p, st, h))
+    return _read(setting, new)+bad, same, gone
+
 @patch
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
-    pkey,bar = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress)
-    for c in chunked(todo, chunk):
-        new,same,gone,bad = [],[],[],[]
-        for p,st in c:
-            try: h = _hash(p) if st else None
-            except (OSError, ValueError) as e:
-                bad.append(_Read(p, st, None, err='broken symbolic link' if os.path.islink(p) and not os.path.exists(p) else _err(e))); continue
-            if h is None: gone.append(p)
-            elif p in docs and docs[p].hash==h: same.append((*st, docs[p].id))
-            else: new.append((p, st, h))
-        rs = _read(setting, new)+bad
+    pkey,bar,cs = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress),list(chunked(todo, chunk))
+    for c,(rs,same,gone) in zip(cs, _ahead(lambda c: _changes(setting, c, docs), cs)):
         with self._write():
             self._drop([i for p in gone+[r.path for r in rs] for i, in self.db.execute('select id from docs where pkey=? and path=?', (pkey, p))])  # as stored now: another process may be indexing too
             self.db.executemany('update docs set size=?, mtime=?, ctime=? where id=?', same)
             self._add(pkey, rs)
         for p in gone+[r.path for r in rs]:
             for o in self._embs.values(): o.pop(p, None)
-        if new or same or gone or bad: self._docs_cache.pop(pkey, None)
+        if rs or same or gone: self._docs_cache.pop(pkey, None)
         bar.update(len(c))
     bar.close()
 
@@ -540,10 +642,10 @@ def lexical(
         ids,owners,contrib = [],[],[]
         for t in [t for t in terms if t in keep]:
             got = self.db.execute(f'select doc, n, hits from postings where {sub} order by doc', (t,)).fetchall()
-            h = np.array(' '.join(o for *_,o in got).split(), dtype='int64').reshape(-1, 3)  # passage id, term count, passage length
+            h = np.frombuffer(b''.join(o for *_,o in got), _hit)
             idf = np.log1p((N-df[t]+0.5)/(df[t]+0.5))  # Lucene's idf: never 0, so a word in most passages still counts
-            tf,dl = h[:,1].astype('float64'),h[:,2].astype('float64')
-            ids.append(h[:,0]); owners.append(np.repeat([d for d,*_ in got], [k for _,k,_ in got]))
+            tf,dl = h['tf'].astype('float64'),h['len'].astype('float64')
+            ids.append(h['id']); owners.append(np.repeat([d for d,*_ in got], [k for _,k,_ in got]))
             contrib.append(idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl)))
     if not ids: return []
     u,first,inv = np.unique(np.concatenate(ids), return_index=True, return_inverse=True)
@@ -570,24 +672,27 @@ def _stored_vecs(self:NbIndex, mkey, docs, have):
 
 @patch
 def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk:int=None):
-    "Compute, store and put in `have` the embeddings by `m` of notebooks `docs`, committed every `chunk` passages (256 on a CPU, 8,192 on a GPU)"
+    "Compute, store and put in `have` the embeddings by `m` of notebooks `docs`, committed every `chunk` passages (256 on a CPU, 8,192 on a GPU; more, for a fast model)"
     from nbsearch.models import embed, on_gpu
     chunk = chunk or (8192 if on_gpu(m) else 256)  # a GPU needs many passages at once to batch them by length
     bar = _bar(sum(d.n for d in docs.values()), 'Embedding passages', 'passage', progress)
-    todo = list(docs.items())
+    todo,t = list(docs.items()),time.perf_counter()
     while todo:
         group,size = [],0
         while todo and (not group or size+todo[0][1].n<=chunk): group.append(todo.pop(0)); size += group[-1][1].n
         ps = self.passages(setting, [p for p,_ in group])
         vecs = embed(m, [p.text for p in ps]) if ps else np.zeros((0, 1), 'float32')
-        start = 0
+        start,ids = 0,{}
+        for o in ps: ids.setdefault(o.path, []).append(o.id)
         with self._write():
             for p,d in group:
                 v,start = vecs[start:start+d.n],start+d.n
-                if self._ids(d.id)!=[o.id for o in ps if o.path==p]: continue  # re-indexed meanwhile: embed again next time
+                if self._ids(d.id)!=ids.get(p, []): continue  # re-indexed meanwhile: embed again next time
                 if len(v): self.db.execute('insert or replace into vecs values (?,?,?)', (mkey, d.id, np.ascontiguousarray(v, 'float32').tobytes()))
-                have[p] = ([o.id for o in ps if o.path==p], v)
+                have[p] = (ids.get(p, []), v)
         bar.update(size)
+        if time.perf_counter()-t<0.5: chunk = min(2*chunk, 8192)  # a fast model (the static one): fewer commits, each a sync of the log
+        t = time.perf_counter()
     bar.close()
 
 # %% ../nbs/04_index.ipynb #ad15bc2e

@@ -183,3 +183,47 @@ def test_common_word_still_counts(tmp_path):
     assert [h.title for h in hs][0]=='groupby' and all(h.score>0 for h in hs), hs
     one = rank_nbs('pandas', tmp_path/'plot.ipynb', model=None, index=False)
     assert len(one)==1 and one[0].score>0
+
+
+def _fts_postings(ix, pids_texts):
+    "What FTS5 itself makes of `lex_text` of each text: `{(term, id): count}` (the way postings were built before)"
+    from nbsearch.tokens import lex_text
+    from collections import Counter
+    db = ix.db
+    db.executemany('insert into temp.tokz (rowid, toks) values (?,?)', [(i, lex_text(t)) for i,t in pids_texts])
+    res = Counter(db.execute('select term, doc from temp.tokz_i'))
+    db.execute('delete from temp.tokz')
+    return dict(res)
+
+def test_postings_are_fts5s():
+    "Postings counted in Python hold exactly FTS5's terms and counts, on the corpus notebooks and on text in many scripts"
+    from nbsearch.index import _postings, _hit
+    from test_static import weird, texts
+    ix = NbIndex()
+    s = PassageSetting()
+    root = Path(__file__).parent
+    folders = [root/'corpus'] + [f for f in (root.parent.parent/'shared'/'corpora'/'fastcore', Path('/work/shared/corpora/fastcore')) if f.exists()][:1]
+    ps = [p.text for f in folders for p in ix.passages(s, ix.sync(get_nb_paths(f), s))]
+    ps += weird + texts + ['kill_port(8000) fastcore.xtras.free_port camelCaseName HTTPServer']
+    pt = list(enumerate(ps, 1))
+    terms,flat,n = ix._lex_terms(ps)
+    rows = _postings(terms, flat, n, [i for i,_ in pt], [1]*len(pt))
+    got = {(t, int(h['id'])):int(h['tf']) for _,t,_,b in rows for h in np.frombuffer(b, _hit)}
+    assert got == _fts_postings(ix, pt)
+    lens = {int(h['id']):int(h['len']) for *_,b in rows for h in np.frombuffer(b, _hit)}
+    assert all(lens[i]==n[i-1] for i in lens) and len(lens) == int((n>0).sum())
+
+
+def test_bert_offsets_are_the_tokenizers():
+    "`bert_offsets` gives the tokenizer's own offsets, offset for offset, for every cell and context line of the corpora and odd text"
+    from tokenizers import Tokenizer
+    from nbsearch.read import read_nb, passage_texts
+    from nbsearch.static import static_path
+    from nbsearch.tokens import bert_offsets
+    from test_static import weird, texts
+    tk = Tokenizer.from_file(str(static_path()/'tokenizer.json')); tk.no_padding(); tk.no_truncation()
+    root = Path(__file__).parent
+    folders = [root/'corpus'] + [f for f in (root.parent.parent/'shared'/'corpora', Path('/work/shared/corpora')) if f.exists()][:1]
+    ts = [t for f in folders for p in get_nb_paths(f) for t in passage_texts(read_nb(p))] + weird + texts
+    assert len(ts) > 100
+    assert bert_offsets(tk)(ts) == [e.offsets for e in tk.encode_batch(ts, add_special_tokens=False)]

@@ -91,3 +91,23 @@ def test_linear_time():
     for f in [lambda n: 'a'*n, lambda n: 'a '*(n//2), lambda n: '\u00e9'*(n//2), lambda n: '('*n, lambda n: 'ab_cd.'*(n//6)]:
         small,big = cpu(f(100_000)),cpu(f(1_000_000))
         assert big < 25*small+0.5, (small, big)
+
+
+weird = ['Café ünïcode — naïve résumé', "print('héllo') # 日本語 中文 한국어", 'x = [MASK] [CLS] foo[SEP]bar [unk] [PAD]',
+         'tabs\tand\x0bvertical\x0cfeed\x1fctrl\x7fdel \x00nul', 'emoji 🎉 snake_case CamelCaseName a.b.c', 'Ελληνικά русский ǅ ﬁ',
+         'under__score __dunder__ _private x_1 1e-5 0x1F 3.14 $HOME ~/a|b^c`d', 'zero\u200bwidth nbsp\u00a0space', 'e\u0301 a\u0308',
+         'verylongword'*12 + ' ' + 'x'*130, 'word '*600, '\t\r\n  \n', '']
+
+def test_word_ids_are_the_tokenizers():
+    "Token ids joined from cached words equal the tokenizer's own, id for id, on every passage of the corpora and on odd text"
+    from nbsearch.read import get_nb_paths, read_nb, passages
+    from pathlib import Path
+    sm = static_model()
+    root = Path(__file__).parent
+    nbs = [read_nb(p) for f in (root/'corpus', root.parent.parent/'shared'/'corpora', Path('/work/shared/corpora')) if f.exists() for p in get_nb_paths(f)]
+    ts = [p.text for nb in nbs for p in passages(nb, sm.offsets)] + texts + weird
+    assert len(ts) > 100
+    ref = [[i for i in e.ids if i!=sm.unk] for e in sm._etok.encode_batch_fast(ts, add_special_tokens=False)]
+    flat,n = sm._tokens(ts)
+    assert n.tolist() == [len(o) for o in ref] and flat.tolist() == [i for o in ref for i in o]
+    assert (~sm._word_ids(ts)[2]).sum() > len(ts)/2  # most text takes the fast path
