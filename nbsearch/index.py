@@ -242,8 +242,15 @@ def _utf8(s:str)->str:
 
 # %% ../nbs/04_index.ipynb #f8003ece
 @patch
+def _fresh(self:NbIndex):
+    "Forget what this process keeps of the index (notebooks, embeddings) if another process changed it since"
+    if (dv := self.db.execute('pragma data_version').fetchone()[0]) != getattr(self, '_dv', dv): self._embs.clear(); self._docs_cache.clear(); self._joins.clear()
+    self._dv = dv
+
+@patch
 def _docs(self:NbIndex, pkey)->dict:
-    "What the index holds of each notebook under setting `pkey`: `{path: Doc}`, cached"
+    "What the index holds of each notebook under setting `pkey`: `{path: Doc}`, cached while no other process changes the index"
+    self._fresh()  # another process may have re-indexed a notebook since: its old ids are gone
     if pkey not in self._docs_cache:
         self._docs_cache[pkey] = {r[1]:Doc(*r) for r in self.db.execute(
             'select id,path,size,mtime,ctime,hash,title,n,len,err from docs where pkey=?', (pkey,))}
@@ -487,8 +494,7 @@ def sync(
     "Bring the index up to date with notebooks `paths`: read the new and changed ones, forget the ones that are gone"
     paths = self._encodable([os.path.abspath(p) for p in paths])
     with self.lock:
-        if (dv := self.db.execute('pragma data_version').fetchone()[0]) != getattr(self, '_dv', dv): self._embs.clear(); self._docs_cache.clear(); self._joins.clear()
-        self._dv = dv
+        self._fresh()
         docs,todo = self._docs(setting.key),[]
         for p in paths:
             st,d = _stat(p),docs.get(p)
@@ -708,6 +714,7 @@ def embeddings(
 )->Embeddings: # Every passage of `paths`
     "Embeddings by `m` of the passages of `paths`: computed once, stored as plain float32 arrays, and kept in memory"
     with self.lock:
+        self._fresh()  # before taking the cache: what another process re-indexed must not be served from it
         have = self._embs.setdefault((mkey, setting.key), {})
         docs = {p:d for p,d in self.scope(setting, paths).items() if p not in have and d.n}
         if docs: self._stored_vecs(mkey, docs, have)

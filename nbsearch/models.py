@@ -432,11 +432,12 @@ class OnnxModel:
 @patch
 def offsets(self:OnnxModel, texts:list)->list:
     "Character offsets of the tokens of each of `texts`, without special tokens or truncation"
-    if not hasattr(self, '_offs_tok'):
+    if not hasattr(self, '_offs'):
         from tokenizers import Tokenizer
-        self._offs_tok = Tokenizer.from_str(self.tok.to_str())
-        self._offs_tok.no_truncation()
-    return [e.offsets for e in self._offs_tok.encode_batch(list(texts), add_special_tokens=False)]
+        from nbsearch.tokens import bert_offsets  # a BERT tokenizer: each word tokenized once, the same offsets
+        tk = Tokenizer.from_str(self.tok.to_str()); tk.no_truncation(); tk.no_padding()
+        self._offs = bert_offsets(tk) or (lambda ts: [e.offsets for e in tk.encode_batch(list(ts), add_special_tokens=False)])
+    return self._offs(texts)
 
 # %% ../nbs/01_models.ipynb #2248f450
 @patch

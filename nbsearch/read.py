@@ -433,7 +433,8 @@ def hf_offsets(tokenizer):
     from tokenizers import Tokenizer
     tk = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     tk.no_truncation(); tk.no_padding()
-    return lambda texts: [e.offsets for e in tk.encode_batch(list(texts), add_special_tokens=False)]
+    from nbsearch.tokens import bert_offsets  # a BERT tokenizer: each word tokenized once, the same offsets
+    return bert_offsets(tk) or (lambda texts: [e.offsets for e in tk.encode_batch(list(texts), add_special_tokens=False)])
 
 # %% ../nbs/00_read.ipynb #e90a125c
 class Passage(BasicRepr):

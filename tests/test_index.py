@@ -227,3 +227,16 @@ def test_bert_offsets_are_the_tokenizers():
     ts = [t for f in folders for p in get_nb_paths(f) for t in passage_texts(read_nb(p))] + weird + texts
     assert len(ts) > 100
     assert bert_offsets(tk)(ts) == [e.offsets for e in tk.encode_batch(ts, add_special_tokens=False)]
+
+def test_cache_follows_other_connections(tmp_path):
+    "A notebook that another process re-indexed (new ids) is still found by this process's next query, without a sync"
+    import shutil
+    from nbsearch.index import NbIndex, PassageSetting
+    from nbsearch.read import get_nb_paths
+    d = tmp_path/'nbs'; shutil.copytree(Path(__file__).parent/'corpus', d)
+    s = PassageSetting()
+    ix1 = NbIndex(tmp_path/'ix.db'); ps = ix1.sync(get_nb_paths(d), s)
+    before = {h.path for h in ix1.lexical('free a busy port', s, ps)}
+    p = d/'tools'/'ports.ipynb'; p.write_text(p.read_text().replace('busy', 'occupied'))  # new content: re-indexed under new ids
+    NbIndex(tmp_path/'ix.db').sync(get_nb_paths(d), s)  # by another connection, as another process would
+    assert str(p) in before and {h.path for h in ix1.lexical('free a busy port', s, ps)} == before

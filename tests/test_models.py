@@ -160,7 +160,7 @@ def nbsearch_cmd(): return [str(Path(sys.executable).parent/'nbsearch'), 'free a
 
 def hit_rows(out):
     "(path, score) of each hit the CLI printed"
-    return [(l.split()[-3], float(l.split()[1])) for l in out.splitlines() if l[:3].strip().rstrip('.').isdigit()]
+    return [(l.split()[-3].rsplit(':', 1)[0], float(l.split()[1])) for l in out.splitlines() if l[:3].strip().rstrip('.').isdigit()]  # `path:LINE [cell N]`
 
 def test_first_cli_search_answers_first_then_exports_for_the_next_which_imports_no_torch(env):
     "A new user's first search prints its results with sentence-transformers, then exports; the next search runs the export, without torch"
