@@ -63,12 +63,12 @@ def _old_index(p):
 
 def index_owner(
     p:Path # A file named as the index
-)->str: # 'none' (no such file, or an empty one), 'ours', or 'old' (an index of an earlier nbsearch)
+)->str: # 'none' (no such file), 'ours', or 'old' (an index of an earlier nbsearch)
     "Who made file `p`: a `NotAnIndexError` unless it is missing or nbsearch can prove it wrote it"
     try: s = os.stat(p)
     except FileNotFoundError: return 'none'
     if not stat.S_ISREG(s.st_mode): raise NotAnIndexError(f"'{p}' is not a regular file, so it cannot be an nbsearch index")
-    if s.st_size==0: return 'none'  # an empty file holds nothing to lose (and another process may be creating the index)
+    if s.st_size==0: raise NotAnIndexError(f"'{p}' is an empty file: nbsearch did not create it (its index files never exist empty), so it was left as it is; delete it, or name another file")
     with open(p, 'rb') as f: head = f.read(100)
     if len(head)==100 and head.startswith(_sqlite_magic):
         if int.from_bytes(head[68:72], 'big')==app_id: return 'ours'
@@ -118,11 +118,24 @@ def default_index_path()->Path:
 
 # %% ../nbs/04_index.ipynb #072ffcd2
 def _create_file(p):
-    "Create empty file `p`, readable by its owner alone, in a folder made private when nbsearch creates it; `False` if it exists"
+    "Create the index file `p`, marked and with its tables, readable by its owner alone, in a folder made private when nbsearch creates it; `False` if it exists"
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if p.parent==default_index_path().parent: os.chmod(p.parent, 0o700)
-    try: os.close(os.open(p, os.O_CREAT|os.O_EXCL|os.O_WRONLY, 0o600)); return True
+    if os.path.lexists(p): return False
+    tmp = p.parent/f'.{p.name}.{os.getpid()}.{time.time_ns()}.new'  # made whole beside it, then linked: `p` never exists empty
+    os.close(os.open(tmp, os.O_CREAT|os.O_EXCL|os.O_WRONLY, 0o600))
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try: _init(db)
+        finally: db.close()
+        try: os.link(tmp, p)
+        except FileExistsError: return False  # another process made it meanwhile
+        except OSError:  # a file system without hard links: copy it under a name no one else can take
+            with open(p, 'xb') as f: f.write(tmp.read_bytes())
+            os.chmod(p, 0o600)
+        return True
     except FileExistsError: return False
+    finally: tmp.unlink(missing_ok=True)
 
 def _init(db):
     "Mark a new database as nbsearch's and create its tables"
@@ -140,13 +153,12 @@ def _connect(p:Path|None):
     if p is None:
         db = sqlite3.connect(':memory:', check_same_thread=False, isolation_level=None)
         _init(db); db.executescript(_temp_schema); return db
-    new = _create_file(p)
-    own = 'none' if new else index_owner(p)
+    own = 'ours' if _create_file(p) else index_owner(p)
+    if own=='none': return _connect(p)  # deleted since it was seen: make it again
     if own=='old': warnings.warn(f"The index at '{p}' was written by an earlier nbsearch; rebuilding it", stacklevel=4); _remove(p); return _connect(p)
     db = sqlite3.connect(p, check_same_thread=False, timeout=60, isolation_level=None)
     try:
-        if own=='none': _init(db)
-        elif (v := db.execute('pragma user_version').fetchone()[0])!=schema_version:
+        if (v := db.execute('pragma user_version').fetchone()[0])!=schema_version:
             db.close(); warnings.warn(f"The index at '{p}' has schema {v}, not {schema_version}; rebuilding it", stacklevel=4)
             _remove(p); return _connect(p)
         for s in ('', '-wal', '-shm'):

@@ -69,7 +69,7 @@ NbIndex({str(ix)!r}).sync(get_nb_paths({str(corpus)!r}), PassageSetting())'''
     p = subprocess.Popen([sys.executable, '-c', code], stderr=subprocess.PIPE, text=True)
     start,done = time.time(),0
     while time.time()-start<120 and p.poll() is None:
-        try: done = sqlite3.connect(ix, timeout=1).execute('select count(*) from docs').fetchone()[0]
+        try: done = sqlite3.connect(f'file:{ix}?mode=ro', uri=True, timeout=1).execute('select count(*) from docs').fetchone()[0]  # read-only: never creates the file
         except sqlite3.Error: pass
         if done>=128: break
         time.sleep(0.05)

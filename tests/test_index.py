@@ -240,3 +240,12 @@ def test_cache_follows_other_connections(tmp_path):
     p = d/'tools'/'ports.ipynb'; p.write_text(p.read_text().replace('busy', 'occupied'))  # new content: re-indexed under new ids
     NbIndex(tmp_path/'ix.db').sync(get_nb_paths(d), s)  # by another connection, as another process would
     assert str(p) in before and {h.path for h in ix1.lexical('free a busy port', s, ps)} == before
+
+def test_empty_file_is_not_an_index(tmp_path):
+    "An empty file named as the index is not nbsearch's (its index files are made whole, then linked): refused, never rewritten or deleted"
+    p = tmp_path/'empty.db'; p.touch(); p.chmod(0o644)
+    with pytest.raises(NotAnIndexError, match='an empty file'): NbIndex(p)
+    with pytest.raises(NotAnIndexError): rank_nbs('port', Path(__file__).parent/'corpus', model=None, index=p)
+    assert p.read_bytes()==b'' and (p.stat().st_mode & 0o777)==0o644
+    new = tmp_path/'new.db'; NbIndex(new).sync(get_nb_paths(Path(__file__).parent/'corpus'), PassageSetting())
+    assert new.stat().st_size>0 and (new.stat().st_mode & 0o777)==0o600 and not list(tmp_path.glob('.*.new'))
