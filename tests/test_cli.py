@@ -268,3 +268,10 @@ def test_closed_pipe_is_quiet(tmp_path):
     p.stdout.close()  # before the hits are written
     err = p.stderr.read().decode(); p.wait()
     assert p.returncode == 141 and 'Traceback' not in err and 'Exception ignored' not in err, err
+
+def test_bad_filter_fails_before_the_model(tmp_path):
+    "A filter's bad value is one error line, before any model is loaded: no torch, no fallback note, nothing prepared"
+    for a in (['--since', 'yesterday'], ['--before', 'soon'], ['--tag', ' ']):
+        rc,out,err,hv = run('port', corpus, *a, env=_env(XDG_CACHE_HOME=str(tmp_path)))
+        one_error(rc, err)
+        assert hv == [], (a, hv)

@@ -219,3 +219,10 @@ def test_api_default_falls_back_offline(tmp_path, monkeypatch, capsys):
     hs = rank_nbs('free a busy port', Path(__file__).parent/'corpus', k=1, index=False)
     assert hs[0].path.name=='ports.ipynb'
     assert 'all-MiniLM-L6-v2' in capsys.readouterr().err
+
+def test_rank_nbs_takes_model_names(tmp_path):
+    "`rank_nbs(model=...)` takes what `--model` takes: `bm25` (any case) and the packaged model's name"
+    from nbsearch.core import rank_nbs
+    bm = rank_nbs('free a busy port', corpus, model='BM25', index=False)
+    assert bm and str(bm[0].path).endswith('ports.ipynb') and bm.attrgot('score')==rank_nbs('free a busy port', corpus, model=None, index=False).attrgot('score')
+    assert str(rank_nbs('free a busy port', corpus, model='all-MiniLM-L6-v2', index=False, k=1)[0].path).endswith('ports.ipynb')
