@@ -540,14 +540,34 @@ def export_onnx(
     return out.parent
 
 # %% ../nbs/01_models.ipynb #22887830
+def _export_versions()->str:
+    "The versions of the packages an ONNX export depends on, as one line"
+    from importlib.metadata import version, PackageNotFoundError
+    def _v(p):
+        try: return version(p)
+        except PackageNotFoundError: return '-'
+    return ' '.join(f'{p}={_v(p)}' for p in ('onnxruntime', 'onnx', 'torch', 'transformers', 'sentence-transformers'))
+
+_failed_days = 7 # An export that failed is tried again after this many days, or at once when one of `_export_versions` changed
+_failed_here = set() # Exports that failed in this process, for a cache that cannot be written
+
+def _gave_up(failed:Path)->bool:
+    "Did exporting fail lately, with the packages installed now? (`failed` is the marker it left)"
+    if failed in _failed_here: return True
+    try: st,first = failed.stat(),failed.read_text().split('\n')[0]
+    except (OSError, UnicodeError): return False
+    return time.time()-st.st_mtime < _failed_days*86400 and first==_export_versions()
+
 def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bool=False, note:bool=True):
     "Model `name` as an `OnnxModel` shown as `shown`, exported first if need be (`None` if `later`); if that fails, an error if `strict`, else `None`"
     model_kind(name)  # a model that cannot be had fails here, with the reason
     key = fingerprint(d) if (d := _model_dir(name)) else None
     failed = _onnx_dir(key).with_suffix('.failed') if key else None
-    if failed and failed.exists() and not strict: return None
+    if importlib.util.find_spec('onnxruntime') is None:  # not an export that failed: nothing to remember
+        if strict: raise ModelLoadError("onnxruntime is not installed: pip install 'nbsearch[onnx]'")
+        return None
+    if failed and not strict and _gave_up(failed): return None
     try:
-        if importlib.util.find_spec('onnxruntime') is None: raise ModelLoadError("onnxruntime is not installed: pip install 'nbsearch[onnx]'")
         if not (key and (_onnx_dir(key)/'nbsearch.json').exists()):
             if later and not strict: _later[(name, device)] = shown; return None
             p = export_onnx(_st(name, device, shown))
@@ -555,9 +575,9 @@ def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bo
         return OnnxModel(_onnx_dir(key), device, name=shown)
     except Exception as e:
         if strict: raise ModelLoadError(f"Could not run {shown} with ONNX Runtime: {e}") from e
-        if failed: _write_private(failed, f'{type(e).__name__}: {e}')
-        warnings.warn(f"Running {shown} with sentence-transformers: it could not be exported to ONNX ({e}); "
-                      f"not tried again while {failed} exists"); return None
+        if failed: _write_private(failed, f'{_export_versions()}\n{type(e).__name__}: {e}'); _failed_here.add(failed)
+        warnings.warn(f"Running {shown} with sentence-transformers: it could not be exported to ONNX ({e}); not tried again for "
+                      f"{_failed_days} days, or until onnxruntime, onnx, torch or transformers change (delete {failed} to try now)"); return None
 
 # %% ../nbs/01_models.ipynb #6a34e015
 def _export_note(shown, path):
