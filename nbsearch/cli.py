@@ -92,12 +92,10 @@ def highlight(s:str, q:str)->str:
 
 # %% ../nbs/08_cli.ipynb #fce5ec79
 def _where_in(h)->str:
-    "Where hit `h` is: `path:LINE [cell N]`, LINE being the cell's line in the notebook's JSON, for editors that open `path:LINE`; `path [cell N]` when the cell has no id (or the file is not a notebook's JSON)"
+    "Where hit `h` is: `path:LINE [cell N]`, LINE being the cell's line in the notebook's file (`cell_line`), for editors that open `path:LINE`; `path [cell N]` when that line cannot be found"
     from nbsearch.server import cell_line
-    line = None
-    if str(h.path).endswith('.ipynb'):
-        try: line = cell_line(h.path, h.cell)
-        except (OSError, ValueError): pass  # changed or gone since it was indexed
+    try: line = cell_line(h.path, h.cell)
+    except (OSError, ValueError, LookupError): line = None  # changed or gone since it was indexed
     return f"{term_safe(h.path)}{f':{line}' if line else ''} [cell {h.cell}]"
 
 def fmt_hits(hits, q:str, color:bool=False)->str:

@@ -6,7 +6,7 @@ Docs: https://nbsearch.github.io/nbsearch/read.html.md"""
 
 # %% auto #0
 __all__ = ['max_output_chars', 'max_nb_bytes', 'max_cell_chars', 'get_nb_paths', 'Cell', 'Nb', 'clean_text', 'headings',
-           'read_nb', 'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages', 'term_safe']
+           'read_nb', 'cell_starts', 'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages', 'term_safe']
 
 # %% ../nbs/00_read.ipynb #46f5b9e9
 import os, re, json, stat, bisect, warnings
@@ -340,9 +340,13 @@ def read_nb(
     return Nb(Path(path), meta['title'] or title, cells, meta['subtitle'] or sub, meta['tags'], st.st_mtime)
 
 # %% ../nbs/00_read.ipynb #cf61a553
-def _nbcell(t, lines, tags=()):
-    "A cell of type `t` with source `lines`, with the fields `read_nb` reads from an `nbio` cell"
-    return AttrDict(cell_type=t, source='\n'.join(lines).strip('\n'), id=None, metadata=dict(tags=tags), outputs=[])
+def _nbcell(t, lines, tags=(), line=None):
+    "A cell of type `t` with source `lines`, with the fields `read_nb` reads from an `nbio` cell, and the `line` of the file where it starts"
+    return AttrDict(cell_type=t, source='\n'.join(lines).strip('\n'), id=None, metadata=dict(tags=tags), outputs=[], line=line)
+
+def _first_line(start, lines):
+    "The 1-based line of the first non-blank one of `lines`, which begin at line `start`"
+    return start + next((k for k,l in enumerate(lines) if l.strip()), 0)
 
 def _text_nb(cells):
     "A notebook of `cells`, numbered as `nbio.dict2nb` numbers them (which would cost twice the reading for a file of many small cells)"
@@ -362,14 +366,14 @@ def _md_nb(text, braces_only=False)->tuple:
     "Markdown `text` as a notebook whose code cells are its code chunks (see `_chunk`), and its title, subtitle and tags"
     lines = clean_text(text).split('\n')
     fm,i = _front(lines)
-    cells,cur,fence = [],[],None
-    for l in lines[i:]:
+    cells,cur,fence,start = [],[],None,i+1
+    for n,l in enumerate(lines[i:], i+1):
         if fence is None and (f := _chunk(l, braces_only)):
-            if ''.join(cur).strip(): cells.append(_nbcell('markdown', cur))
-            cur,fence = [],f
-        elif fence and (s := l.strip()).startswith(fence) and not s.strip('`'): cells.append(_nbcell('code', cur)); cur,fence = [],None
+            if ''.join(cur).strip(): cells.append(_nbcell('markdown', cur, line=_first_line(start, cur)))
+            cur,fence,start = [],f,n+1
+        elif fence and (s := l.strip()).startswith(fence) and not s.strip('`'): cells.append(_nbcell('code', cur, line=start)); cur,fence,start = [],None,n+1
         else: cur.append(l)
-    if ''.join(cur).strip(): cells.append(_nbcell('code' if fence else 'markdown', cur))
+    if ''.join(cur).strip(): cells.append(_nbcell('code' if fence else 'markdown', cur, line=start if fence else _first_line(start, cur)))
     return _text_nb(cells), _meta(fm)
 
 _parsers.update({'.md': _md_nb, '.qmd': partial(_md_nb, braces_only=True)})
@@ -395,29 +399,36 @@ def _is_percent(p)->bool:
 # %% ../nbs/00_read.ipynb #df7227c6
 def _uncomment(l): return l[2:] if l[:2]=='# ' else l[1:] if l[:1]=='#' else l
 
-def _pycell(kind, lines, tags):
+def _pycell(kind, lines, tags, line=None):
     "A cell of a percent-format script: markdown loses its comment marks (and the quotes around a docstring-style cell)"
-    if kind!='markdown': return _nbcell(kind, lines, tags)
+    if kind!='markdown': return _nbcell(kind, lines, tags, line)
     s = '\n'.join(map(_uncomment, lines)).strip()
     if len(s)>5 and s[:3]==s[-3:] and s[:3] in ('"""', "'''"): s = s[3:-3]
-    return _nbcell(kind, [s], tags)
+    return _nbcell(kind, [s], tags, line)
 
 def _py_nb(text)->tuple:
     "A jupytext percent-format script `text` as a notebook with a cell per `# %%` marker, and its title, subtitle and tags"
     lines = clean_text(text).split('\n')
     end = first(range(1, len(lines)), lambda i: lines[i].strip()=='# ---') if lines[0].strip()=='# ---' else None
     fm,i = (_yaml([_uncomment(l) for l in lines[1:end]]), end+1) if end else ({}, 0)
-    cells,cur,kind,tags,seen = [],[],'code',(),False
-    for l in lines[i:]:
+    cells,cur,kind,tags,seen,start = [],[],'code',(),False,i+1
+    for n,l in enumerate(lines[i:], i+1):
         if (m := _marker(l)) is None: cur.append(l); continue
-        if seen or ''.join(cur).strip(): cells.append(_pycell(kind, cur, tags))
-        cur,seen,tags = [],True,_marker_tags(m)
+        if seen or ''.join(cur).strip(): cells.append(_pycell(kind, cur, tags, start if seen else _first_line(start, cur)))
+        cur,seen,tags,start = [],True,_marker_tags(m),n  # a cell starts at its marker
         kind = 'markdown' if '[markdown]' in m or '[md]' in m else 'raw' if '[raw]' in m else 'code'
     if not seen: raise ValueError("not a notebook: no `# %%` cell marker (jupytext's percent format)")
-    cells.append(_pycell(kind, cur, tags))
+    cells.append(_pycell(kind, cur, tags, start))
     return _text_nb(cells), _meta(fm)
 
 _parsers['.py'] = _py_nb
+
+# %% ../nbs/00_read.ipynb #124e323a
+def cell_starts(
+    path:str|Path, # A notebook in a text format: .md, .qmd or jupytext's percent .py
+)->dict: # `{cell index: 1-based line}`, the cells numbered as `read_nb` numbers them
+    "The line of text notebook `path` where each of its cells starts, for editors that open `path:LINE`"
+    return {c.idx_: c.line for c in _parsers[Path(path).suffix](_read(_expand(Path(path)))[0])[0].cells}
 
 # %% ../nbs/00_read.ipynb #ff73bbed
 _word_re = re.compile(r'\w+|[^\w\s]')

@@ -18,7 +18,7 @@ from typing_extensions import TypedDict, NotRequired
 from urllib.parse import quote
 from fastcore.utils import *
 from fastcore.script import call_parse
-from .read import read_nb, headings, max_nb_bytes, _formats
+from .read import read_nb, headings, max_nb_bytes, _formats, cell_starts
 from .core import rank_nbs, get_nb_paths, get_index
 
 # %% ../nbs/09_server.ipynb #01f75607
@@ -63,11 +63,17 @@ def cell_line(
     path:str|Path, # A notebook file
     cell:int, # The cell's position, 0-based
 )->int|None: # 1-based line of the cell's `"id"` key in the file, or `None`
-    "The line of notebook `path`'s JSON where cell `cell` is, for editors that open `path:LINE`"
-    if (cid := _cell_id(path, cell)) is None: return None
+    "The line of notebook `path` where cell `cell` is, for editors that open `path:LINE`: in the JSON, its `\"id\"` (or, with no id, its `\"cell_type\"`); in a text notebook, where it starts"
+    if Path(path).suffix!='.ipynb': return cell_starts(path).get(cell)
+    try: cs = nb_cells(path)
+    except (OSError, ValueError): return None
+    if not 0<=cell<len(cs): return None
     s = Path(path).read_text(encoding='utf-8')
-    m = re.search(r'(?<!\\)"id"\s*:\s*"' + re.escape(json.dumps(cid)[1:-1]) + '"', s)
-    return s.count('\n', 0, m.start())+1 if m else None
+    if isinstance(cid := cs[cell].get('id'), str) and cid:
+        m = re.search(r'(?<!\\)"id"\s*:\s*"' + re.escape(json.dumps(cid)[1:-1]) + '"', s)
+        return s.count('\n', 0, m.start())+1 if m else None
+    keys = [m.start() for m in re.finditer(r'(?<!\\)"cell_type"\s*:', s)]  # one per cell, in order (in a string, a quote is escaped)
+    return s.count('\n', 0, keys[cell])+1 if len(keys)==len(cs) else None
 
 # %% ../nbs/09_server.ipynb #4b3c7c83
 class Roots:
