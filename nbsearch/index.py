@@ -565,6 +565,15 @@ def scope(
     docs = self._docs(setting.key)
     return {p:docs[p] for p in paths if p in docs and docs[p].err is None}
 
+# %% ../nbs/04_index.ipynb #42735525
+@patch
+def _set_scope(self:NbIndex, ids:list):
+    "Fill `temp.scope` with notebook ids `ids`, unless it holds them already (a warm query searches the same folder again)"
+    if getattr(self, '_scope', None)==(key := tuple(sorted(ids))): return  # a temporary table: only this connection writes it
+    self.db.execute('delete from temp.scope')
+    self.db.executemany('insert into temp.scope values (?)', [(i,) for i in ids])
+    self._scope = key
+
 # %% ../nbs/04_index.ipynb #8d16ebfd
 def _filter_sql(cell_type=None, tags=None, errors=False)->tuple:
     "The conditions on a row `c` of `pcells` that the filters set, as SQL and its arguments"
@@ -587,8 +596,7 @@ def matching(
     where,args = _filter_sql(cell_type, tags, errors)
     docs = self.scope(setting, paths)
     with self.lock:
-        self.db.execute('delete from temp.scope')
-        self.db.executemany('insert into temp.scope values (?)', [(d.id,) for d in docs.values()])
+        self._set_scope([d.id for d in docs.values()])
         rows = self.db.execute('select distinct p.id from passages p join pcells c on c.id=p.id where p.doc in (select doc from temp.scope)'
                                + where + ' order by p.id', args).fetchall()
     return np.array([i for i, in rows], dtype='int64')
@@ -649,8 +657,7 @@ def lexical(
     by_id = {d.id:d for d in docs.values()}
     N = sum(d.n for d in docs.values()); avgdl = sum(d.len for d in docs.values())/max(N, 1)
     with self.lock:
-        self.db.execute('delete from temp.scope')
-        self.db.executemany('insert into temp.scope values (?)', [(i,) for i in by_id])
+        self._set_scope(list(by_id))
         sub = 'term=? and doc in (select doc from temp.scope)'
         df = {t:self.db.execute(f'select coalesce(sum(n), 0) from postings where {sub}', (t,)).fetchone()[0] for t in terms}
         keep,rows = [],0
