@@ -6,7 +6,8 @@ Docs: https://nbsearch.github.io/nbsearch/index.html.md"""
 
 # %% auto #0
 __all__ = ['app_id', 'schema_version', 'PassageSetting', 'NotAnIndexError', 'index_owner', 'db_trouble', 'default_index_path',
-           'NbIndex', 'Doc', 'StoredPassage', 'LexHit', 'Embeddings', 'IndexSummary', 'get_index', 'with_index']
+           'NbIndex', 'Doc', 'StoredPassage', 'in_batches', 'LexHit', 'Embeddings', 'IndexSummary', 'get_index',
+           'with_index']
 
 # %% ../nbs/04_index.ipynb #ead116f1
 import os, sys, stat, json, time, sqlite3, hashlib, warnings, threading
@@ -432,6 +433,13 @@ def _bar(total, desc, unit, progress):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
+def in_batches(f, items:list, desc:str, progress:bool=None, size:int=32)->np.ndarray:
+    "`f` over `items`, `size` at a time, the results stacked, with a progress bar (`_bar`) for work that takes over 2 seconds"
+    bar,out = _bar(len(items), desc, 'passage', progress),[]
+    for c in chunked(items, size): out.append(f(c)); bar.update(len(c))
+    bar.close()
+    return np.concatenate(out)
+
 # %% ../nbs/04_index.ipynb #3c5d9a11
 def _ahead(f, xs):
     "`f(x)` for each of `xs`, in order, the next one computed in a thread while the caller works on the current one"
@@ -768,6 +776,7 @@ def passage_vecs(
     mkey:str, # Its fingerprint
     ps:list, # `StoredPassage`s
     name:str=None, # The model's name, for `summary`
+    progress:bool=None, # Show a progress bar? By default, on a terminal when the work takes over 2 seconds
 )->np.ndarray: # One unit row per passage
     "Embeddings by `m` of passages `ps`: those cached in the index, and the others computed and cached"
     from nbsearch.models import embed
@@ -779,7 +788,8 @@ def passage_vecs(
                 f"select id, vec from pvecs where mkey=? and id in ({','.join('?'*len(c))})", (mkey, *c)))
         if (todo := [p for p in ps if p.id not in have]):
             if name: self._set_meta(f'model:{mkey}', name)
-            vecs = embed(m, [p.text for p in todo])
+            from nbsearch.models import batch_size_for
+            vecs = in_batches(partial(embed, m), [p.text for p in todo], 'Embedding passages', progress, max(32, batch_size_for(m)))
             have.update(zip([p.id for p in todo], vecs))
             try:
                 with self._write():

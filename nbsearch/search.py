@@ -231,19 +231,20 @@ def shortlist(
 
 
 # %% ../nbs/05_search.ipynb #fa638fec
-def bm25_scores(q, m, ix, short, dense=None):
+def bm25_scores(q, m, ix, short, dense=None, progress=None):
     "BM25 scores of passages `short` (0 for one the lexical leg did not find)"
     return np.array([c.lex_score or 0. for c in short], dtype='float32')
 
-def bi_scores(q, m, ix, short, dense=None):
+def bi_scores(q, m, ix, short, dense=None, progress=None):
     "Cosine similarities of `q` and passages `short` by bi-encoder `m`: stage 1's when `m` was its model, else from embeddings cached per passage"
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
-    return ix.passage_vecs(m, model_key(m), short, name=model_name(m)) @ embed(m, [q])[0]
+    return ix.passage_vecs(m, model_key(m), short, name=model_name(m), progress=progress) @ embed(m, [q])[0]
 
-def xe_scores(q, m, ix, short, dense=None):
-    "Scores of (`q`, passage) pairs by cross-encoder `m`"
-    return cross_scores(m, q, [c.text for c in short])
+def xe_scores(q, m, ix, short, dense=None, progress=None):
+    "Scores of (`q`, passage) pairs by cross-encoder `m`, with a progress bar when that takes a while"
+    if not short: return np.zeros(0, 'float32')
+    return in_batches(partial(cross_scores, m, q), [c.text for c in short], 'Scoring passages', progress, max(32, batch_size_for(m)))
 
 scorers = dict(bm25=bm25_scores, bi=bi_scores, cross=xe_scores)
 
@@ -254,9 +255,10 @@ def score(
     ix:NbIndex, # The index (a bi-encoder's embeddings are cached there)
     short:list, # `Candidate`s from `shortlist`
     dense=None, # Stage 1's dense model, whose scores a bi-encoder can reuse
+    progress:bool=None, # Show a progress bar while a model scores? By default, on a terminal, for work over 2 seconds
 )->np.ndarray: # One score per passage, higher is better
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
-    return np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense), dtype='float32')
+    return np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense, progress), dtype='float32')
 
 # %% ../nbs/05_search.ipynb #8add2d6a
 class NbEvidence(NamedTuple):
@@ -444,5 +446,5 @@ def rank_nbs(
         cands = candidates(q, ix, setting, rp, dm, max(512, n_nbs*16), progress, all_below=n if kind=='cross' else 0, filters=flt)
         free = kind=='bm25' or (kind=='bi' and dm is m)  # the scores of every candidate are known already
         short = shortlist(cands, None if kind=='bm25' else n_nbs, None if free else n)
-        return rank(q, short, score(q, m, ix, short, dm), shown, k, kind, cands)
+        return rank(q, short, score(q, m, ix, short, dm, progress), shown, k, kind, cands)
     return with_index(index, _search)
