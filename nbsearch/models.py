@@ -644,7 +644,11 @@ def pick_model(
         return load(name, f'loading {model}')
     d = default_model_name()
     if d.lower()=='bm25': return None
-    if d!=default_model: return pick_model(d, quiet, load)  # a default the user chose fails as loudly as asking for it would
+    if d!=default_model:  # a default the user chose fails as loudly as asking for it would, saying where it was chosen
+        try: return pick_model(d, quiet, load)
+        except ModelLoadError as e:
+            src = '$NBSEARCH_MODEL' if os.environ.get('NBSEARCH_MODEL', '').strip() else str(settings_path())
+            raise ModelLoadError(f"{e} (the default model, set in {src})") from e
     name = resolve_model(d)
     if not isinstance(name, (str, Path)) or is_local(name) or not hub_off():
         try: return load(name, f'loading {d}')
