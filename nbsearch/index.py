@@ -469,7 +469,8 @@ def _changes(setting, c, docs):
 @patch
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
-    pkey,bar,cs = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress),list(chunked(todo, chunk))
+    pkey,bar = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress)
+    cs = [c for c in [todo[:8]] if c] + list(chunked(todo[8:], chunk))  # a small first chunk, so that the bar moves within its first seconds
     for c,(rs,same,gone) in zip(cs, _ahead(lambda c: _changes(setting, c, docs), cs)):
         with self._write():
             self._drop([i for p in gone+[r.path for r in rs] for i, in self.db.execute('select id from docs where pkey=? and path=?', (pkey, p))])  # as stored now: another process may be indexing too
