@@ -94,7 +94,7 @@ def highlight(s:str, q:str)->str:
 def _where_in(h)->str:
     "Where hit `h` is: `path:LINE [cell N]`, LINE being the cell's line in the notebook's file (`cell_line`), for editors that open `path:LINE`; `path [cell N]` when that line cannot be found"
     from nbsearch.server import cell_line
-    try: line = cell_line(h.path, h.cell)
+    try: line = cell_line(h.path, h.cell, getattr(h, 'cell_id', None))
     except (OSError, ValueError, LookupError): line = None  # changed or gone since it was indexed
     return f"{term_safe(h.path)}{f':{line}' if line else ''} [cell {h.cell}]"
 

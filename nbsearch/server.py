@@ -59,19 +59,24 @@ def cell_link(
     return f"{uri}#cell-id={quote(cell_id, safe='')}" if isinstance(cell_id, str) and cell_id else uri
 
 # %% ../nbs/09_server.ipynb #4aab81a1
+def _id_line(s, cid):
+    "The 1-based line of notebook JSON `s` holding the `\"id\"` key of the cell whose id is `cid`, or `None`"
+    m = re.search(r'(?<!\\)"id"\s*:\s*"' + re.escape(json.dumps(cid)[1:-1]) + '"', s)
+    return s.count('\n', 0, m.start())+1 if m else None
+
 def cell_line(
     path:str|Path, # A notebook file
     cell:int, # The cell's position, 0-based
-)->int|None: # 1-based line of the cell's `"id"` key in the file, or `None`
+    cell_id:str=None, # The cell's id, if known (a hit carries it): the file is then read but not parsed
+)->int|None: # 1-based line in the file, or `None` when it cannot be found
     "The line of notebook `path` where cell `cell` is, for editors that open `path:LINE`: in the JSON, its `\"id\"` (or, with no id, its `\"cell_type\"`); in a text notebook, where it starts"
     if Path(path).suffix!='.ipynb': return cell_starts(path).get(cell)
+    if cell_id: return _id_line(Path(path).read_text(encoding='utf-8'), cell_id)
     try: cs = nb_cells(path)
     except (OSError, ValueError): return None
     if not 0<=cell<len(cs): return None
     s = Path(path).read_text(encoding='utf-8')
-    if isinstance(cid := cs[cell].get('id'), str) and cid:
-        m = re.search(r'(?<!\\)"id"\s*:\s*"' + re.escape(json.dumps(cid)[1:-1]) + '"', s)
-        return s.count('\n', 0, m.start())+1 if m else None
+    if isinstance(cid := cs[cell].get('id'), str) and cid: return _id_line(s, cid)
     keys = [m.start() for m in re.finditer(r'(?<!\\)"cell_type"\s*:', s)]  # one per cell, in order (in a string, a quote is escaped)
     return s.count('\n', 0, keys[cell])+1 if len(keys)==len(cs) else None
 
