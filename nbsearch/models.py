@@ -91,7 +91,7 @@ def _probe(url:str, timeout:float)->bool:
     res = []
     def _head():
         try: urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout); res.append(True)
-        except urllib.error.HTTPError as e: res.append(e.code<500)
+        except urllib.error.HTTPError as e: res.append(e.code in (401, 403, 429))  # there, but asks for a token or to slow down
         except Exception: res.append(False)
     t = threading.Thread(target=_head, daemon=True)
     t.start(); t.join(timeout)
