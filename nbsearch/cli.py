@@ -196,10 +196,11 @@ def _globs(s):
 
 def _index(index): return False if index in ('memory', 'none', 'false') else index
 
-def _check(q, K):
+def _check(q, K, tags=None):
     "Argument errors, found before anything is read or loaded"
     if q is not None and (not isinstance(q, str) or not q.strip()): raise ValueError('the query is empty: give a few words or a question, in quotes')
     if K<1: raise ValueError(f'-k must be 1 or more, not {K}')
+    if tags and not all(t.strip() for t in tags): raise ValueError("--tag needs a tag name, not ''")
 
 # %% ../nbs/08_cli.ipynb #72b81415
 @command('nbsearch', pos=['path'])
@@ -224,7 +225,7 @@ def nbsearch(
     "Search the notebooks in `path` for `q` and show the best, with the cell that answers"
     from nbsearch.core import get_nb_paths, rank_nbs
     from nbsearch.search import passage_filter, _when
-    _check(q, K); fs = _globs(formats); passage_filter(cell_type, tag, errors); _when(since, 'since'); _when(before, 'before')
+    _check(q, K, tag); fs = _globs(formats); passage_filter(cell_type, tag, errors); _when(since, '--since'); _when(before, '--before')
     paths = get_nb_paths(path, formats=fs)  # argument errors first, before a model is loaded
     hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=_index(index), progress=False if quiet else None,
                     include=_globs(include), exclude=_globs(exclude), since=since, before=before, formats=fs,
