@@ -542,26 +542,30 @@ def _warn_errs(self:NbIndex, pkey, paths):
 
 # %% ../nbs/04_index.ipynb #cead9202
 def _passage(r):
-    "A `StoredPassage` from a row of `passages` joined with `docs`"
+    "A `StoredPassage` from a row of `passages` joined with `docs` (`_passage_sql`), or with only their `id` and `path` (`_where_sql`)"
+    if len(r)==2: return StoredPassage(r[0], r[1], None, None, None, None)
     cells,ids,parts = json.loads(r[3])
     return StoredPassage(r[0], r[1], cells, ids, r[2], parts)
 
 _passage_sql = 'select p.id, d.path, p.ctx, p.body from passages p join docs d on d.id=p.doc'
+_where_sql = 'select p.id, d.path from passages p join docs d on d.id=p.doc'
 
 @patch
 def passages(
     self:NbIndex,
     setting:PassageSetting, # The setting the passages were cut with
     paths:list=(), # Notebooks (resolved, as `sync` returns them)
-    ids:list=None # Or: passage ids
+    ids:list=None, # Or: passage ids
+    texts:bool=True, # Read their cells and texts? (`False`: only `id` and `path`, the rest `None`)
 )->list: # `StoredPassage`s, in notebook order, or in the order of `ids`
     "Passages under `setting` of notebooks `paths`, or those with `ids`"
+    sql = _passage_sql if texts else _where_sql
     if ids is not None:
         ids = [int(i) for i in ids]
-        res = {r[0]:_passage(r) for c in chunked(ids, 900) for r in self.db.execute(f"{_passage_sql} where p.id in ({','.join('?'*len(c))})", c)}
+        res = {r[0]:_passage(r) for c in chunked(ids, 900) for r in self.db.execute(f"{sql} where p.id in ({','.join('?'*len(c))})", c)}
         return [res[i] for i in ids if i in res]
     docs = self._docs(setting.key)
-    return [_passage(r) for p in paths if p in docs for r in self.db.execute(f'{_passage_sql} where p.doc=? order by p.id', (docs[p].id,))]
+    return [_passage(r) for p in paths if p in docs for r in self.db.execute(f'{sql} where p.doc=? order by p.id', (docs[p].id,))]
 
 # %% ../nbs/04_index.ipynb #ddd165bb
 @patch
