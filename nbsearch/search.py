@@ -164,7 +164,11 @@ def _ranks(s:np.ndarray, js:np.ndarray)->np.ndarray:
     srt,v = np.sort(s),s[js]
     lo,hi = np.searchsorted(srt, v, 'left'),np.searchsorted(srt, v, 'right')
     res = len(s)-hi  # those scored higher
-    for i in np.flatnonzero(hi-lo>1): res[i] += np.count_nonzero(s[:js[i]]==v[i])  # a tie: those tied with it that come before it
+    if (tied := hi-lo>1).any():  # and those tied with it that come before it: rank each tied score's indices among themselves
+        w = np.flatnonzero(np.isin(s, v[tied]))
+        w = w[np.argsort(s[w], kind='stable')]  # by score, then index
+        at = np.empty(len(s), 'int64'); at[w] = np.arange(len(w))
+        res[tied] += at[js[tied]]-np.searchsorted(s[w], v[tied], 'left')
     return res
 
 # %% ../nbs/05_search.ipynb #06fa735f
