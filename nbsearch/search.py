@@ -18,6 +18,7 @@ from urllib.parse import quote
 import numpy as np
 from fastcore.utils import *
 from .read import *
+from .read import _nb_files
 from .tokens import *
 from .models import *
 from .index import *
@@ -468,8 +469,8 @@ def rank_nbs(
     if rerank is not None: _check_int(rerank, 'rerank')
     flt,outputs = _filters(cell_type, tags, errors, outputs)
     if not query_tokens(q): return Hits()  # nothing to search for: the index is not touched
-    paths = filter_paths(get_nb_paths(nbs, formats=formats), include, exclude, since, before)
-    if not paths and not get_nb_paths(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
+    paths = filter_paths(_nb_files(nbs, formats=formats), include, exclude, since, before)  # strings: a `Path` is made for each hit alone
+    if not paths and not _nb_files(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
     if not paths: return Hits()
     if isinstance(model, str):  # a name, `bm25`, or 'default': the user's default, falling back without a network as the `nbsearch` command does
         model = pick_model(None if model=='default' else model, quiet=progress is False)
