@@ -521,6 +521,7 @@ def sync(
             st,d = _stat(p),docs.get(p)
             if d and st and (d.size,d.mtime,d.ctime)==st: continue
             todo.append((p, st))
+        if not todo and (o := getattr(self, '_synced', {}).get(setting.key)) and o[0] is docs and o[1]==paths: return paths  # as the last sync left them
         top = _top(paths) if paths else None
         if top and not self.db.execute('select 1 from folders where path=?', (top,)).fetchone():  # first, so an index cut short still lists it
             try:
@@ -529,6 +530,7 @@ def sync(
                 if db_trouble(e) is None: raise
         self._update(setting, todo+(self._stale(docs, top, paths) if top else []), docs, progress)
         self._warn_errs(setting.key, paths)
+        self.__dict__.setdefault('_synced', {})[setting.key] = (self._docs(setting.key), paths)
     return paths
 
 @patch
