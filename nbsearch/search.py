@@ -166,7 +166,8 @@ def _ranks(s:np.ndarray, js:np.ndarray)->np.ndarray:
     lo,hi = np.searchsorted(srt, v, 'left'),np.searchsorted(srt, v, 'right')
     res = len(s)-hi  # those scored higher
     if (tied := hi-lo>1).any():  # and those tied with it that come before it: rank each tied score's indices among themselves
-        w = np.flatnonzero(np.isin(s, v[tied]))
+        u = np.unique(v[tied])
+        w = np.flatnonzero(u[np.searchsorted(u, s).clip(0, len(u)-1)]==s)  # those with a tied score (`np.isin` compares each to each)
         w = w[np.argsort(s[w], kind='stable')]  # by score, then index
         at = np.empty(len(s), 'int64'); at[w] = np.arange(len(w))
         res[tied] += at[js[tied]]-np.searchsorted(s[w], v[tied], 'left')
@@ -304,10 +305,15 @@ class NbEvidence(NamedTuple):
     lex_score:float=None # That passage's BM25 score
     title_match:float=0. # Share of the query's search tokens in its title
 
+from functools import lru_cache
+
+@lru_cache(maxsize=2**16)
+def _title_tokens(title): return frozenset(code_tokens(title))  # a warm search sees the same titles again
+
 def title_match(q:str|set, title:str)->float:
     "Share of `q`'s search tokens (or of the set of tokens `q`) that `title` holds"
     qt = q if isinstance(q, set) else set(query_tokens(q))
-    return len(qt & set(code_tokens(title)))/len(qt) if qt else 0.
+    return len(qt & _title_tokens(title))/len(qt) if qt else 0.
 
 bm25_weight = 0.2 # Weight of a notebook's scaled best BM25 score beside a bi-encoder's best cosine (see `nb_scores`)
 
@@ -321,7 +327,6 @@ def nb_scores(
     lex = np.array([e.lex_score or 0. for e in evidence], dtype='float64')
     top = lex.max(initial=0.)
     return best + bm25_weight*lex/top if top>0 else best
-
 
 # %% ../nbs/05_search.ipynb #557f4b24
 def _best_part(q, parts, ok=None):
