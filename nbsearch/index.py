@@ -681,8 +681,10 @@ def lexical(
     N = sum(d.n for d in docs.values()); avgdl = sum(d.len for d in docs.values())/max(N, 1)
     with self.lock:
         self._set_scope(list(by_id))
-        got = {t:self.db.execute('select doc, n, hits from postings where term=? and doc in (select doc from temp.scope) order by doc', (t,)).fetchall()
-               for t in terms}  # one look-up per notebook and term: the statistics come with the hits
+        got = {t:[] for t in terms}  # one look-up per notebook and term, a notebook's terms one after the other: the statistics come with the hits
+        for c in chunked(terms, 500):
+            for d,t,k,h in self.db.execute(f"select doc, term, n, hits from postings where doc in (select doc from temp.scope) and term in ({','.join('?'*len(c))}) order by doc", c):
+                got[t].append((d, k, h))
     df = {t:sum(k for _,k,_ in rs) for t,rs in got.items()}
     keep,rows = [],0
     for t in sorted(terms, key=lambda t: df[t]):
