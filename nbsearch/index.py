@@ -521,6 +521,7 @@ def sync(
             st,d = _stat(p),docs.get(p)
             if d and st and (d.size,d.mtime,d.ctime)==st: continue
             todo.append((p, st))
+        if not todo and (o := getattr(self, '_synced', {}).get(setting.key)) and o[0] is docs and o[1]==paths: return paths  # as the last sync left them
         top = _top(paths) if paths else None
         if top and not self.db.execute('select 1 from folders where path=?', (top,)).fetchone():  # first, so an index cut short still lists it
             try:
@@ -529,6 +530,7 @@ def sync(
                 if db_trouble(e) is None: raise
         self._update(setting, todo+(self._stale(docs, top, paths) if top else []), docs, progress)
         self._warn_errs(setting.key, paths)
+        self.__dict__.setdefault('_synced', {})[setting.key] = (self._docs(setting.key), paths)
     return paths
 
 @patch
@@ -553,15 +555,27 @@ def passages(
     self:NbIndex,
     setting:PassageSetting, # The setting the passages were cut with
     paths:list=(), # Notebooks (resolved, as `sync` returns them)
-    ids:list=None # Or: passage ids
+    ids:list=None, # Or: passage ids
+    texts:bool=True, # Read their cells and texts? (`False`: only `id` and `path`, the rest `None`)
 )->list: # `StoredPassage`s, in notebook order, or in the order of `ids`
     "Passages under `setting` of notebooks `paths`, or those with `ids`"
+    if not texts: return self._where(setting, paths, ids)
     if ids is not None:
         ids = [int(i) for i in ids]
         res = {r[0]:_passage(r) for c in chunked(ids, 900) for r in self.db.execute(f"{_passage_sql} where p.id in ({','.join('?'*len(c))})", c)}
         return [res[i] for i in ids if i in res]
     docs = self._docs(setting.key)
     return [_passage(r) for p in paths if p in docs for r in self.db.execute(f'{_passage_sql} where p.doc=? order by p.id', (docs[p].id,))]
+
+@patch
+def _where(self:NbIndex, setting, paths=(), ids=None):
+    "`passages(..., texts=False)`: only ids and paths, the notebooks' paths from what this process holds of `docs`"
+    docs = self._docs(setting.key)
+    if ids is None: return [StoredPassage(i, p, None, None, None, None) for p in paths if p in docs
+                            for i, in self.db.execute('select id from passages where doc=? order by id', (docs[p].id,))]
+    ids,path = [int(i) for i in ids],{d.id:p for p,d in docs.items()}
+    res = {i:d for c in chunked(ids, 900) for i,d in self.db.execute(f"select id, doc from passages where id in ({','.join('?'*len(c))})", c)}
+    return [StoredPassage(i, path[res[i]], None, None, None, None) for i in ids if res.get(i) in path]
 
 # %% ../nbs/04_index.ipynb #ddd165bb
 @patch
@@ -667,26 +681,29 @@ def lexical(
     N = sum(d.n for d in docs.values()); avgdl = sum(d.len for d in docs.values())/max(N, 1)
     with self.lock:
         self._set_scope(list(by_id))
-        sub = 'term=? and doc in (select doc from temp.scope)'
-        df = {t:self.db.execute(f'select coalesce(sum(n), 0) from postings where {sub}', (t,)).fetchone()[0] for t in terms}
-        keep,rows = [],0
-        for t in sorted(terms, key=lambda t: df[t]):
-            if not df[t] or keep and rows+df[t]>max_rows: continue
-            keep.append(t); rows += df[t]
-        ids,owners,contrib = [],[],[]
-        for t in [t for t in terms if t in keep]:
-            got = self.db.execute(f'select doc, n, hits from postings where {sub} order by doc', (t,)).fetchall()
-            h = np.frombuffer(b''.join(o for *_,o in got), _hit)
-            idf = np.log1p((N-df[t]+0.5)/(df[t]+0.5))  # Lucene's idf: never 0, so a word in most passages still counts
-            tf,dl = h['tf'].astype('float64'),h['len'].astype('float64')
-            ids.append(h['id']); owners.append(np.repeat([d for d,*_ in got], [k for _,k,_ in got]))
-            contrib.append(idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl)))
+        got = {t:[] for t in terms}  # one look-up per notebook and term, a notebook's terms one after the other: the statistics come with the hits
+        for c in chunked(terms, 500):
+            for d,t,k,h in self.db.execute(f"select doc, term, n, hits from postings where doc in (select doc from temp.scope) and term in ({','.join('?'*len(c))}) order by doc", c):
+                got[t].append((d, k, h))
+    df = {t:sum(k for _,k,_ in rs) for t,rs in got.items()}
+    keep,rows = [],0
+    for t in sorted(terms, key=lambda t: df[t]):
+        if not df[t] or keep and rows+df[t]>max_rows: continue
+        keep.append(t); rows += df[t]
+    ids,owners,contrib = [],[],[]
+    for t in [t for t in terms if t in keep]:
+        h = np.frombuffer(b''.join(o for *_,o in got[t]), _hit)
+        idf = np.log1p((N-df[t]+0.5)/(df[t]+0.5))  # Lucene's idf: never 0, so a word in most passages still counts
+        tf,dl = h['tf'].astype('float64'),h['len'].astype('float64')
+        ids.append(h['id']); owners.append(np.repeat([d for d,*_ in got[t]], [k for _,k,_ in got[t]]))
+        contrib.append(idf*tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl)))
     if not ids: return []
     u,first,inv = np.unique(np.concatenate(ids), return_index=True, return_inverse=True)
     owner = np.concatenate(owners)[first]
     s = np.bincount(inv, np.concatenate(contrib), len(u))
     if only is not None: keep = np.isin(u, only); u,owner,s = u[keep],owner[keep],s[keep]  # filters: the statistics stay those of `paths`
-    top = np.lexsort((u, _path_rank(by_id, owner), -s))[:n]  # best first; ties by notebook path, then passage id
+    sel = np.arange(len(s)) if len(s)<=n else np.flatnonzero(s>=-np.partition(-s, n-1)[n-1])  # those that can be among the best `n`
+    top = sel[np.lexsort((u[sel], _path_rank(by_id, owner[sel]), -s[sel]))][:n]  # best first; ties by notebook path, then passage id
     return [LexHit(i, by_id[d].path, sc) for i,d,sc in zip(u[top].tolist(), owner[top].tolist(), s[top].tolist())]
 
 # %% ../nbs/04_index.ipynb #e69d07aa

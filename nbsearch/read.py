@@ -16,8 +16,9 @@ from fastcore.ansi import strip_ansi
 import fastcore.nbio as nbio
 
 # %% ../nbs/00_read.ipynb #16ffaf13
-def _walk_nbs(d, exts, skip_folder_re, skip_file_re, recursive=True):
-    "Files ending in `exts` under folder `d`, walked with a stack (any depth), symlinked folders not followed"
+def _walk_nbs(d, exts, skip_folder_re, skip_file_re, recursive=True)->list:
+    "The `os.DirEntry`s of files ending in `exts` under folder `d`, walked with a stack (any depth), symlinked folders not followed"
+    fre,dre = (re.compile(o) if o else None for o in (skip_file_re, skip_folder_re))
     res,todo = [],[str(d)]
     while todo:
         f = todo.pop()
@@ -25,8 +26,8 @@ def _walk_nbs(d, exts, skip_folder_re, skip_file_re, recursive=True):
         except OSError as e: warnings.warn(f"Skipped folder '{f}': {(e.strerror or str(e)).lower()}", stacklevel=3); continue
         for e in es:
             if e.is_dir(follow_symlinks=False):
-                if recursive and not (skip_folder_re and re.search(skip_folder_re, e.name)): todo.append(e.path)
-            elif e.name.endswith(exts) and not (skip_file_re and re.search(skip_file_re, e.name)): res.append(e.path)
+                if recursive and not (dre and dre.search(e.name)): todo.append(e.path)
+            elif e.name.endswith(exts) and not (fre and fre.search(e.name)): res.append(e)
     return res
 
 # %% ../nbs/00_read.ipynb #5cf7b985
@@ -46,13 +47,13 @@ def _regular(paths):
     return res
 
 # %% ../nbs/00_read.ipynb #93a84aca
-def _dedupe(paths):
-    "`paths`, sorted, as `Path`s, with each file once: a symlinked notebook counts as the file it points to"
-    res,seen = [],set()
+def _dedupe(paths, links:dict=None)->list:
+    "`paths`, sorted, as strings, with each file once: a symlinked notebook counts as the file it points to (`links`: whether each of some paths is a link, known already)"
+    res,seen,links = [],set(),links or {}
     for p in sorted(map(str, paths)):
-        k = os.path.realpath(p) if os.path.islink(p) else os.path.abspath(p)
+        k = os.path.realpath(p) if (links[p] if p in links else os.path.islink(p)) else os.path.abspath(p)
         if k not in seen: seen.add(k); res.append(p)
-    return L([Path(p) for p in res])
+    return res
 
 # %% ../nbs/00_read.ipynb #9892d702
 def _expand(p:Path)->Path:
@@ -80,6 +81,23 @@ def _exts(formats)->tuple:
     return tuple(_formats[f] for f in fs)
 
 # %% ../nbs/00_read.ipynb #bc44b582
+def _nb_files(path, recursive=True, skip_folder_re='^[_.]', skip_file_re='^[_.]', formats=('ipynb',))->list:
+    "`get_nb_paths`, as strings: what a search uses, which makes `Path`s of its hits alone"
+    exts,res,links = _exts(formats),[],{}
+    for p in _as_paths(path):
+        if not p.exists(): raise FileNotFoundError(f"No such notebook or folder: '{p}'")
+        if p.is_dir():
+            es = _walk_nbs(p, exts, skip_folder_re, skip_file_re, recursive)
+            ok = set(_regular([e.path for e in es if not e.is_file(follow_symlinks=False)]))  # a file the folder lists as regular needs no `stat`
+            links.update((e.path, e.is_symlink()) for e in es)
+            fs = [e.path for e in es if e.is_file(follow_symlinks=False) or e.path in ok]
+            res += [o for o in fs if o[-3:]!='.py' or _is_percent(o)]
+        elif not p.name.endswith(exts): raise ValueError(f"Not a notebook (expected a folder or a {'/'.join(exts)} file): '{p}'")
+        elif why := _not_file(p): raise ValueError(f"Not a regular file ({why}; only regular files are read): '{p}'")
+        elif p.suffix=='.py' and not _is_percent(p): raise ValueError(f"Not a notebook: '{p}' has no `# %%` cell marker (jupytext's percent format)")
+        else: res.append(p)
+    return _dedupe(res, links)
+
 def get_nb_paths(
     path:str|Path|list='.', # A folder (searched recursively), a notebook, or a list of these (`bytes` paths too)
     recursive:bool=True, # Search subfolders?
@@ -88,15 +106,7 @@ def get_nb_paths(
     formats:tuple=('ipynb',), # Notebook formats to find, any of `_formats` (see "Text notebooks")
 )->L: # Sorted paths of notebooks, each file once
     "The notebooks in `path`, found the way nbdev's `nbglob` finds them"
-    exts,res = _exts(formats),[]
-    for p in _as_paths(path):
-        if not p.exists(): raise FileNotFoundError(f"No such notebook or folder: '{p}'")
-        if p.is_dir(): res += [o for o in _regular(_walk_nbs(p, exts, skip_folder_re, skip_file_re, recursive)) if o[-3:]!='.py' or _is_percent(o)]
-        elif not p.name.endswith(exts): raise ValueError(f"Not a notebook (expected a folder or a {'/'.join(exts)} file): '{p}'")
-        elif why := _not_file(p): raise ValueError(f"Not a regular file ({why}; only regular files are read): '{p}'")
-        elif p.suffix=='.py' and not _is_percent(p): raise ValueError(f"Not a notebook: '{p}' has no `# %%` cell marker (jupytext's percent format)")
-        else: res.append(p)
-    return _dedupe(res)
+    return L(map(Path, _nb_files(path, recursive, skip_folder_re, skip_file_re, formats)))
 
 # %% ../nbs/00_read.ipynb #41857efa
 class Cell(BasicRepr):

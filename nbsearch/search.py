@@ -6,8 +6,9 @@ Docs: https://nbsearch.github.io/nbsearch/search.html.md"""
 
 # %% auto #0
 __all__ = ['scorers', 'bm25_weight', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_for', 'Candidate', 'PassageFilter',
-           'passage_filter', 'dense_ranking', 'candidates', 'shortlist', 'bm25_scores', 'bi_scores', 'xe_scores',
-           'score', 'NbEvidence', 'title_match', 'nb_scores', 'evidence', 'rank', 'filter_paths', 'rank_nbs']
+           'passage_filter', 'dense_ranking', 'candidates', 'with_texts', 'shortlist', 'bm25_scores', 'bi_scores',
+           'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores', 'evidence', 'rank', 'filter_paths',
+           'rank_nbs']
 
 # %% ../nbs/05_search.ipynb #6dda19af
 import os, warnings
@@ -17,6 +18,7 @@ from urllib.parse import quote
 import numpy as np
 from fastcore.utils import *
 from .read import *
+from .read import _nb_files
 from .tokens import *
 from .models import *
 from .index import *
@@ -149,6 +151,28 @@ def dense_ranking(
     order = np.lexsort((np.arange(len(s)), -s))  # ties: by notebook order, then passage order
     return list(zip(np.asarray(e.ids)[order].tolist(), s[order].tolist()))
 
+# %% ../nbs/05_search.ipynb #topr01
+def _top(s:np.ndarray, n:int)->np.ndarray:
+    "The first `n` indices of `np.argsort(-s, kind='stable')` (best first, ties in index order), sorting only those that can be among them"
+    if n>=len(s) or np.isnan(s).any(): return np.argsort(-s, kind='stable')[:max(n, 0)]
+    if n<=0: return np.zeros(0, 'int64')
+    at = np.flatnonzero(s>=-np.partition(-s, n-1)[n-1])  # the best `n`, and every one tied with the last of them
+    return at[np.argsort(-s[at], kind='stable')][:n]
+
+def _ranks(s:np.ndarray, js:np.ndarray)->np.ndarray:
+    "The position of each index `js` in `np.argsort(-s, kind='stable')`, counted instead of sorting the indices"
+    if np.isnan(s).any(): r = np.empty(len(s), 'int64'); r[np.argsort(-s, kind='stable')] = np.arange(len(s)); return r[js]
+    srt,v = np.sort(s),s[js]
+    lo,hi = np.searchsorted(srt, v, 'left'),np.searchsorted(srt, v, 'right')
+    res = len(s)-hi  # those scored higher
+    if (tied := hi-lo>1).any():  # and those tied with it that come before it: rank each tied score's indices among themselves
+        u = np.unique(v[tied])
+        w = np.flatnonzero(u[np.searchsorted(u, s).clip(0, len(u)-1)]==s)  # those with a tied score (`np.isin` compares each to each)
+        w = w[np.argsort(s[w], kind='stable')]  # by score, then index
+        at = np.empty(len(s), 'int64'); at[w] = np.arange(len(w))
+        res[tied] += at[js[tied]]-np.searchsorted(s[w], v[tied], 'left')
+    return res
+
 # %% ../nbs/05_search.ipynb #06fa735f
 def _dense_leg(q, dm, ix, setting, paths, lex_ids, depth, progress=None, only=None):
     "The dense leg's `{id: (rank, score)}` for its best `depth` passages (among ids `only`, if given) and for `lex_ids`, and the ids of those best, best first (as `dense_ranking` orders them)"
@@ -156,15 +180,13 @@ def _dense_leg(q, dm, ix, setting, paths, lex_ids, depth, progress=None, only=No
     if not len(e.ids): return {}, []
     s = e.vecs @ embed(dm, [q])[0]
     if only is not None: s = np.where(np.isin(e.ids, only), s, -np.inf)  # a passage the filters leave out ranks after every other
-    order = np.argsort(-s, kind='stable')  # ties: by notebook order, then passage order
-    top = order[:depth] if only is None else order[:min(depth, int(np.isfinite(s).sum()))]
+    top = _top(s, depth if only is None else min(depth, int(np.isfinite(s).sum())))  # ties: by notebook order, then passage order
     res = dict(zip(e.ids[top].tolist(), zip(range(len(top)), s[top].tolist())))
     if lex_ids:  # a lexical candidate gets its dense rank too
-        rank = np.empty(len(s), 'int64'); rank[order] = np.arange(len(s))
         srt = np.argsort(e.ids, kind='stable')
         at = srt[np.searchsorted(e.ids, lex_ids, sorter=srt).clip(0, len(s)-1)]
-        for i,j in zip(lex_ids, at.tolist()):
-            if e.ids[j]==i and i not in res: res[i] = (int(rank[j]), float(s[j]))
+        at = np.array([j for i,j in zip(lex_ids, at.tolist()) if i not in res and e.ids[j]==i], 'int64')
+        res.update(zip(e.ids[at].tolist(), zip(_ranks(s, at).tolist(), s[at].tolist())))
     return res, e.ids[top].tolist()
 
 def candidates(
@@ -177,6 +199,7 @@ def candidates(
     progress:bool=None, # Show a progress bar when embedding takes a while?
     all_below:int=0, # When the notebooks hold at most this many passages, every one is a candidate
     filters:PassageFilter=None, # Only passages that pass these (see `PassageFilter`)
+    texts:bool=True, # Read the passages' cells and texts? (`False`: later, for the few that need them, with `with_texts`)
 )->list: # `Candidate`s: the lexical leg's, best first, then the dense leg's others (then the rest, with `all_below`)
     "Stage 1: the `depth` passages of `paths` that BM25 ranks highest for `q`, and the `depth` the dense leg does, with both ranks of each"
     only = ix.matching(setting, paths, *filters) if filters is not None and filters.on else None
@@ -185,13 +208,26 @@ def candidates(
     lr = {h.id:(r, h.score) for r,h in enumerate(lex)}
     docs = ix.scope(setting, paths)
     n_all = sum(d.n for d in docs.values()) if only is None else len(only)
-    ids = [h.id for h in lex]+((only.tolist() if only is not None else [p.id for p in ix.passages(setting, list(docs))]) if n_all<=all_below else [])
+    ids = [h.id for h in lex]+((only.tolist() if only is not None else [p.id for p in ix.passages(setting, list(docs), texts=False)]) if n_all<=all_below else [])
     dr,den = _dense_leg(q, dense, ix, setting, paths, ids, depth, progress, only) if dense is not None else ({}, [])
     ids = [h.id for h in lex]+den+ids[len(lex):]
-    ps = ix.passages(setting, ids=list(dict.fromkeys(ids)))
+    ps = ix.passages(setting, ids=list(dict.fromkeys(ids)), texts=texts)
     ok = ix.matching_parts([p.id for p in ps], *filters) if only is not None else {}
-    return [Candidate(p.id, p.path, docs[p.path].title or Path(p.path).stem, p.cells, p.cell_ids, p.ctx, p.parts,
+    title = {o:docs[o].title or Path(o).stem for o in {p.path for p in ps}}
+    return [Candidate(p.id, p.path, title[p.path], p.cells, p.cell_ids, p.ctx, p.parts,
                       *lr.get(p.id, (None, None)), *dr.get(p.id, (None, None)), ok.get(p.id)) for p in ps]
+
+# %% ../nbs/05_search.ipynb #wtxt01
+def with_texts(
+    ix:NbIndex, # The index the candidates came from
+    cands:list, # `Candidate`s, some perhaps read without their texts (`candidates(..., texts=False)`)
+)->list: # The same `Candidate`s, in order, each with its cells and texts; one whose passage left the index meanwhile is left out
+    "`cands`, with the cells and texts of those that lack them read from `ix` in one go"
+    need = [c.id for c in cands if c.parts is None]
+    if not need: return list(cands)
+    ps = {p.id:p for p in ix.passages(None, ids=need)}
+    return [c if c.parts is not None else c._replace(cells=ps[c.id].cells, cell_ids=ps[c.id].cell_ids, ctx=ps[c.id].ctx, parts=ps[c.id].parts)
+            for c in cands if c.parts is not None or c.id in ps]
 
 # %% ../nbs/05_search.ipynb #ee7eec4c
 def _rrf(rankings, k=60):
@@ -269,10 +305,15 @@ class NbEvidence(NamedTuple):
     lex_score:float=None # That passage's BM25 score
     title_match:float=0. # Share of the query's search tokens in its title
 
+from functools import lru_cache
+
+@lru_cache(maxsize=2**16)
+def _title_tokens(title): return frozenset(code_tokens(title))  # a warm search sees the same titles again
+
 def title_match(q:str|set, title:str)->float:
     "Share of `q`'s search tokens (or of the set of tokens `q`) that `title` holds"
     qt = q if isinstance(q, set) else set(query_tokens(q))
-    return len(qt & set(code_tokens(title)))/len(qt) if qt else 0.
+    return len(qt & _title_tokens(title))/len(qt) if qt else 0.
 
 bm25_weight = 0.2 # Weight of a notebook's scaled best BM25 score beside a bi-encoder's best cosine (see `nb_scores`)
 
@@ -286,7 +327,6 @@ def nb_scores(
     lex = np.array([e.lex_score or 0. for e in evidence], dtype='float64')
     top = lex.max(initial=0.)
     return best + bm25_weight*lex/top if top>0 else best
-
 
 # %% ../nbs/05_search.ipynb #557f4b24
 def _best_part(q, parts, ok=None):
@@ -329,18 +369,22 @@ def rank(
     k:int=None, # How many hits to return (`None`: all)
     kind:str='bi', # The ranking model's kind ('bi', 'cross' or 'bm25'), which picks the rule of `nb_scores`
     cands:list=None, # All of stage 1's `Candidate`s (see `evidence`)
+    ix:NbIndex=None, # The index, to read the texts of the hits' passages when `short` lacks them (see `with_texts`)
 )->Hits: # One hit per notebook, best first
     "Stage 4: one `Hit` per notebook, scored by `nb_scores`, pointing at its best passage's best cell"
     evs = evidence(q, short, scores, cands)
     ns = nb_scores([e for e,_ in evs], kind)
+    top = sorted(range(len(evs)), key=lambda j: (-ns[j], evs[j][0].path))[:k]
+    best = {c.id:c for c in ([evs[j][1] for j in top] if ix is None else with_texts(ix, [evs[j][1] for j in top]))}
     res = Hits()
-    for j in sorted(range(len(evs)), key=lambda j: (-ns[j], evs[j][0].path))[:k]:
+    for j in top:
         e,c = evs[j]
+        if (c := best.get(c.id)) is None: continue  # its passage left the index since stage 1
         b = _best_part(q, c.parts, c.ok)
-        res.append(Hit((shown or {}).get(c.path, c.path), float(ns[j]), e.title, c.cells[b], _snippet(c.parts[b]),
+        p = (shown or {}).get(c.path)
+        res.append(Hit(c.path if p is None else Path(p), float(ns[j]), e.title, c.cells[b], _snippet(c.parts[b]),
                        c.cell_ids[b] if b<len(c.cell_ids) else None))
     return res
-
 
 # %% ../nbs/05_search.ipynb #5bd9b1e2
 import fnmatch, datetime
@@ -430,8 +474,8 @@ def rank_nbs(
     if rerank is not None: _check_int(rerank, 'rerank')
     flt,outputs = _filters(cell_type, tags, errors, outputs)
     if not query_tokens(q): return Hits()  # nothing to search for: the index is not touched
-    paths = filter_paths(get_nb_paths(nbs, formats=formats), include, exclude, since, before)
-    if not paths and not get_nb_paths(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
+    paths = filter_paths(_nb_files(nbs, formats=formats), include, exclude, since, before)  # strings: a `Path` is made for each hit alone
+    if not paths and not _nb_files(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
     if not paths: return Hits()
     if isinstance(model, str):  # a name, `bm25`, or 'default': the user's default, falling back without a network as the `nbsearch` command does
         model = pick_model(None if model=='default' else model, quiet=progress is False)
@@ -439,12 +483,13 @@ def rank_nbs(
     kind = model_kind_of(m)
     dm = stage1_model(m, r)
     setting = setting_for(m, outputs)
-    shown = {os.path.abspath(p):p for p in paths}
     def _search(ix):
         rp = ix.sync(paths, setting, progress)
+        shown = dict(zip(rp, paths)) if len(rp)==len(paths) else {os.path.abspath(p):p for p in paths}  # `sync` kept each path, in order
         n = rerank or (128 if kind=='cross' else 200)
-        cands = candidates(q, ix, setting, rp, dm, max(512, n_nbs*16), progress, all_below=n if kind=='cross' else 0, filters=flt)
+        cands = candidates(q, ix, setting, rp, dm, max(512, n_nbs*16), progress, all_below=n if kind=='cross' else 0, filters=flt, texts=False)
         free = kind=='bm25' or (kind=='bi' and dm is m)  # the scores of every candidate are known already
         short = shortlist(cands, None if kind=='bm25' else n_nbs, None if free else n)
-        return rank(q, short, score(q, m, ix, short, dm, progress), shown, k, kind, cands)
+        if kind!='bm25' and not (free and all(c.dense_score is not None for c in short)): short = with_texts(ix, short)  # the model reads them
+        return rank(q, short, score(q, m, ix, short, dm, progress), shown, k, kind, cands, ix)
     return with_index(index, _search)
