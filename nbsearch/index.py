@@ -390,23 +390,26 @@ def _postings(
 
 # %% ../nbs/04_index.ipynb #a23773d5
 @patch
+def _next_id(self:NbIndex, table:str)->int:
+    "The id SQLite's `autoincrement` gives the next row inserted into `table`"
+    seq = self.db.execute('select seq from sqlite_sequence where name=?', (table,)).fetchone()
+    return max(seq[0] if seq else 0, self.db.execute(f'select coalesce(max(id), 0) from {table}').fetchone()[0])+1
+
+@patch
 def _add(self:NbIndex, pkey, rs:list):
     "Store notebooks `rs` (`_Read`s) under setting `pkey`, in the caller's write transaction"
-    docs = {}
+    terms,flat,n = self._lex_terms([_utf8(p.text) for r in rs for p in r.passages or []])
+    k,rows,docs,i,j = n.tolist(),[],[],self._next_id('passages'),0
     for r in rs:
-        cur = self.db.execute('insert into docs (pkey,path,size,mtime,ctime,hash,title,n,len,err) values (?,?,?,?,?,?,?,?,?,?)',
-                              (pkey, r.path, *r.stat, r.hash, _utf8(r.title), len(r.passages or []), 0, r.err))
-        docs[cur.lastrowid] = [self.db.execute('insert into passages (doc,ctx,body) values (?,?,?)', (cur.lastrowid, _utf8(p.ctx),
-            json.dumps([p.cells, [r.cell_ids.get(i) for i in p.cells], [_utf8(o) for o in p.parts]]))).lastrowid for p in r.passages or []]
-        docs[cur.lastrowid] = (docs[cur.lastrowid], r.passages or [])
-    ps = [(i, d, p) for d,(ids,ps) in docs.items() for i,p in zip(ids, ps)]
-    terms,flat,n = self._lex_terms([_utf8(p.text) for *_,p in ps])
-    self.db.executemany('insert into postings values (?,?,?,?)', _postings(terms, flat, n, [i for i,*_ in ps], [d for _,d,_ in ps]))
-    self.db.executemany('update passages set len=? where id=?', [(k, i) for (i,*_),k in zip(ps, n.tolist()) if k])  # no term: no length, as FTS5 had it
-    lens = {}
-    for (_,d,_),k in zip(ps, n.tolist()): lens[d] = lens.get(d, 0)+k
-    self.db.executemany('update docs set len=? where id=?', [(lens.get(d, 0), d) for d in docs])
-    self._add_meta(docs.values())  # what filters read of each passage (see `_add_meta`)
+        ps = r.passages or []
+        did = self.db.execute('insert into docs (pkey,path,size,mtime,ctime,hash,title,n,len,err) values (?,?,?,?,?,?,?,?,?,?)',
+                              (pkey, r.path, *r.stat, r.hash, _utf8(r.title), len(ps), sum(k[j:j+len(ps)]), r.err)).lastrowid
+        rows += [(i+o, did, _utf8(p.ctx), json.dumps([p.cells, [r.cell_ids.get(c) for c in p.cells], [_utf8(t) for t in p.parts]]), k[j+o] or None)
+                 for o,p in enumerate(ps)]  # no term: no length, as FTS5 had it
+        docs.append((did, range(i, i+len(ps)), ps)); i += len(ps); j += len(ps)
+    self.db.executemany('insert into passages (id,doc,ctx,body,len) values (?,?,?,?,?)', rows)  # the ids `autoincrement` would give
+    self.db.executemany('insert into postings values (?,?,?,?)', _postings(terms, flat, n, [o[0] for o in rows], [o[1] for o in rows]))
+    self._add_meta([(ids, ps) for _,ids,ps in docs])  # what filters read of each passage (see `_add_meta`)
 
 # %% ../nbs/04_index.ipynb #bb870f86
 @patch
