@@ -398,7 +398,8 @@ def _next_id(self:NbIndex, table:str)->int:
 @patch
 def _add(self:NbIndex, pkey, rs:list):
     "Store notebooks `rs` (`_Read`s) under setting `pkey`, in the caller's write transaction"
-    terms,flat,n = self._lex_terms([_utf8(p.text) for r in rs for p in r.passages or []])
+    texts = [_utf8(p.text) for r in rs for p in r.passages or []]
+    terms,flat,n = self._lex_terms(texts)
     k,rows,docs,i,j = n.tolist(),[],[],self._next_id('passages'),0
     for r in rs:
         ps = r.passages or []
@@ -406,10 +407,29 @@ def _add(self:NbIndex, pkey, rs:list):
                               (pkey, r.path, *r.stat, r.hash, _utf8(r.title), len(ps), sum(k[j:j+len(ps)]), r.err)).lastrowid
         rows += [(i+o, did, _utf8(p.ctx), json.dumps([p.cells, [r.cell_ids.get(c) for c in p.cells], [_utf8(t) for t in p.parts]]), k[j+o] or None)
                  for o,p in enumerate(ps)]  # no term: no length, as FTS5 had it
-        docs.append((did, range(i, i+len(ps)), ps)); i += len(ps); j += len(ps)
+        docs.append((did, range(i, i+len(ps)), ps)); self._keep((pkey, r.path, r.hash, did), list(range(i, i+len(ps))), texts[j:j+len(ps)])
+        i += len(ps); j += len(ps)
     self.db.executemany('insert into passages (id,doc,ctx,body,len) values (?,?,?,?,?)', rows)  # the ids `autoincrement` would give
     self.db.executemany('insert into postings values (?,?,?,?)', _postings(terms, flat, n, [o[0] for o in rows], [o[1] for o in rows]))
     self._add_meta([(ids, ps) for _,ids,ps in docs])  # what filters read of each passage (see `_add_meta`)
+
+# %% ../nbs/04_index.ipynb #5a762b1e
+@patch
+def _keep(self:NbIndex, key, ids, texts, max_chars:int=2**26):
+    "Keep in memory the `ids` and `texts` of the passages a sync stored for notebook `key` (setting, path, hash and id), for `_embed_new`"
+    kept = getattr(self, '_kept', None)
+    if kept is None or (used := kept.get('chars', 0)+sum(map(len, texts)))>max_chars: return
+    kept['chars'] = used; kept[key] = (ids, texts)
+
+@patch
+def _group_texts(self:NbIndex, setting, group)->dict:
+    "`{path: (passage ids, texts)}` of notebooks `group` (pairs of path and `Doc`): those the sync kept in memory (`_keep`), the others read from the index"
+    kept = getattr(self, '_kept', None) or {}
+    res = {p:kept.pop((setting.key, p, d.hash, d.id), None) for p,d in group}
+    miss = [p for p,v in res.items() if v is None]
+    for p in miss: res[p] = ([], [])
+    for o in self.passages(setting, miss): res[o.path][0].append(o.id); res[o.path][1].append(o.text)
+    return res
 
 # %% ../nbs/04_index.ipynb #bb870f86
 @patch
@@ -473,6 +493,7 @@ def _changes(setting, c, docs):
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
     pkey,bar = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress)
+    self._kept = {} if setting.tok_key!='words' else None  # passage texts for the dense leg, which BM25 alone has not
     cs = [c for c in [todo[:8]] if c] + list(chunked(todo[8:], chunk))  # a small first chunk, so that the bar moves within its first seconds
     for c,(rs,same,gone) in zip(cs, _ahead(lambda c: _changes(setting, c, docs), cs)):
         with self._write():
@@ -717,10 +738,9 @@ def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk:
     while todo:
         group,size = [],0
         while todo and (not group or size+todo[0][1].n<=chunk): group.append(todo.pop(0)); size += group[-1][1].n
-        ps = self.passages(setting, [p for p,_ in group])
-        vecs = embed(m, [p.text for p in ps]) if ps else np.zeros((0, 1), 'float32')
-        start,ids = 0,{}
-        for o in ps: ids.setdefault(o.path, []).append(o.id)
+        got = self._group_texts(setting, group)
+        texts = [t for p,_ in group for t in got[p][1]]
+        vecs,start,ids = embed(m, texts) if texts else np.zeros((0, 1), 'float32'),0,{p:v[0] for p,v in got.items()}
         with self._write():
             for p,d in group:
                 v,start = vecs[start:start+d.n],start+d.n
