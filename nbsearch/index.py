@@ -165,6 +165,7 @@ def _connect(p:Path|None):
         for s in ('', '-wal', '-shm'):
             if os.path.exists(f'{p}{s}') and os.stat(f'{p}{s}').st_mode & 0o077: os.chmod(f'{p}{s}', 0o600)
         db.execute('pragma journal_mode=wal')
+        db.execute('pragma synchronous=normal')  # in WAL mode a commit does not wait for the disk; a crash can lose the last writes to this cache, never damage it
         db.execute(f'pragma journal_size_limit={4*2**20}')
         db.executescript(_schema + _temp_schema)
     except BaseException: db.close(); raise

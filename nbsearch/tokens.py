@@ -79,7 +79,7 @@ class _Pieces:
     def __init__(self, tk): self.tk,self.num,self.start,self.len,self.offs,self.ids,self._arr = tk,{},[],[],[],[],None
     def add(self, units:list):
         "Tokenize the `units` not seen yet, in one batch"
-        if not (new := [u for u in dict.fromkeys(units) if u not in self.num]): return  # in order, so that numbers do not depend on hashing
+        if not (new := sorted(set(units) - self.num.keys())): return  # sorted, so that numbers do not depend on hashing
         for u,e in zip(new, self.tk.encode_batch([o.decode() if isinstance(o, bytes) else o for o in new], add_special_tokens=False)):
             self.num[u] = len(self.start); self.start.append(len(self.ids)); self.len.append(len(e.ids)); self.offs += e.offsets; self.ids += e.ids
         self._arr = None
