@@ -309,6 +309,24 @@ def _names(s:str)->list|None:
     "The names in `s` when `s` is plain ASCII without NUL (so that FTS5's tokens are their words); else `None`"
     return _ascii_name.findall(s) if s.isascii() and '\x00' not in s else None
 
+# %% ../nbs/04_index.ipynb #2fd3c7bf
+_name_char = np.zeros(256, bool); _name_char[[*b'0123456789_', *range(65, 91), *range(97, 123)]] = True
+
+def _all_names(texts:list)->tuple:
+    "The names (`_names`) of all `texts` in one pass: all of them in order, how many each text has, and which texts are not plain ASCII"
+    slow = np.fromiter((not t.isascii() or '\x00' in t for t in texts), bool, len(texts))
+    fast = [t for t,o in zip(texts, slow) if not o]
+    s = '\n'.join(fast)
+    b = np.frombuffer(s.encode('ascii'), np.uint8)
+    w,d = _name_char[b],np.zeros(len(b), bool)
+    d[2:] = (b[1:-1]==46) & w[:-2]  # after a name's dot: the name goes on
+    starts = np.flatnonzero(w & ~np.r_[False, w[:-1]] & ~d)
+    per = np.zeros(len(texts), np.int64)
+    per[~slow] = np.diff(np.searchsorted(starts, np.cumsum([0]+[len(t)+1 for t in fast])))
+    names = _ascii_name.findall(s)
+    if len(names)!=len(starts): names,per = [o for t in fast for o in _names(t)],np.where(slow, 0, [len(_names(t) or []) for t in texts])  # never seen: each text alone, to be safe
+    return names, per, slow
+
 # %% ../nbs/04_index.ipynb #f579fe28
 _stems = {} # word -> its index term, by FTS5's tokenizer (the same for every connection)
 
@@ -346,27 +364,32 @@ def _name_terms(self:NbIndex, names:set)->_NameTerms:
     return c
 
 # %% ../nbs/04_index.ipynb #7a1c3e52
+def _split_ascii(t:str)->tuple:
+    "Text `t` as its plain-ASCII words (between spaces) and its others (all of `t` if it holds a NUL), each joined by spaces"
+    if '\x00' in t: return '', t
+    ws = t.split()
+    return ' '.join(w for w in ws if w.isascii()), ' '.join(w for w in ws if not w.isascii())
+
 @patch
 def _lex_terms(self:NbIndex, texts:list)->tuple:
     "The terms FTS5 finds in the `lex_text` of each of `texts`: the `terms` by number, each text's term numbers (one flat array), and how many each has"
-    names = [_names(t) for t in texts]
-    c = self._name_terms(set().union(*filter(None, names)))
-    flat_names = np.fromiter(map(c.ids.__getitem__, itertools.chain.from_iterable(filter(None, names))), np.int64)
+    other = {i:_split_ascii(t) for i,t in enumerate(texts) if not t.isascii() or '\x00' in t}
+    names,per,_ = _all_names([other[i][0] if i in other else t for i,t in enumerate(texts)])
+    c = self._name_terms(set(names))
+    flat_names = np.fromiter(map(c.ids.__getitem__, names), np.int64, len(names))
     start,k = np.asarray(c.start, np.int64)[flat_names],np.asarray(c.len, np.int64)[flat_names]
-    off = np.cumsum(k)-k
-    flat = np.asarray(c.terms, np.int64)[np.arange(int(k.sum()))-np.repeat(off-start, k)]  # each name's run of term numbers
-    per_name = np.fromiter((len(o) if o else 0 for o in names), np.int64, len(names))
-    n = np.add.reduceat(np.r_[k, 0], np.r_[0, np.cumsum(per_name)[:-1]])[:len(names)] if len(names) else per_name
-    n[per_name==0] = 0
-    if not (slow := [(i+1, lex_text(t)) for i,(t,o) in enumerate(zip(texts, names)) if o is None]): return list(c.nums), flat, n
+    flat = np.asarray(c.terms, np.int64)[np.arange(int(k.sum()))-np.repeat(np.cumsum(k)-k-start, k)]  # each name's run of term numbers
+    n = np.add.reduceat(np.r_[k, 0], np.r_[0, np.cumsum(per)[:-1]])[:len(texts)] if len(texts) else per
+    n[per==0] = 0
+    if not (slow := [(i+1, lex_text(o)) for i,(_,o) in other.items() if o]): return list(c.nums), flat, n
     self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)', slow)  # beyond ASCII: FTS5 itself
-    got = {}
-    for i,t in self.db.execute('select doc, term from temp.tokz_i'): got.setdefault(i-1, []).append(c.nums.setdefault(t, len(c.nums)))
+    got = self.db.execute('select doc, term from temp.tokz_i').fetchall()
     self.db.execute('delete from temp.tokz')
-    seqs,pos = [],np.r_[0, np.cumsum(n)]
-    for i in range(len(texts)): seqs.append(got.get(i, []) if names[i] is None else flat[pos[i]:pos[i+1]])
-    n = np.fromiter(map(len, seqs), np.int64, len(seqs))
-    return list(c.nums), np.concatenate([np.zeros(0, np.int64), *[np.asarray(o, np.int64) for o in seqs]]), n
+    for t in dict.fromkeys(t for _,t in got):
+        if t not in c.nums: c.nums[t] = len(c.nums)
+    owner = np.r_[np.repeat(np.arange(len(texts)), n), np.fromiter((d-1 for d,_ in got), np.int64, len(got))]
+    order = np.argsort(owner, kind='stable')  # each text's terms together: its ASCII words', then the others'
+    return list(c.nums), np.r_[flat, np.fromiter(map(c.nums.__getitem__, (t for _,t in got)), np.int64, len(got))][order], np.bincount(owner, minlength=len(texts))
 
 # %% ../nbs/04_index.ipynb #bdd1fb79
 _hit = np.dtype([('id', '<i8'), ('tf', '<i4'), ('len', '<i4')]) # a passage in a posting: its id, the term's count in it, its length in terms

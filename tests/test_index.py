@@ -205,6 +205,7 @@ def test_postings_are_fts5s():
     folders = [root/'corpus'] + [f for f in (root.parent.parent/'shared'/'corpora'/'fastcore', Path('/work/shared/corpora/fastcore')) if f.exists()][:1]
     ps = [p.text for f in folders for p in ix.passages(s, ix.sync(get_nb_paths(f), s))]
     ps += weird + texts + ['kill_port(8000) fastcore.xtras.free_port camelCaseName HTTPServer']
+    ps += ['café_x.y_z naïve.func(a_b) plainName x\u00a0y_z a\x1cb_c d\x85e.f g\u2028h α+β=γ_δ mixedCase.café', 'a.b\x00c_d café', '\tTabs é\r\nx.y', 'é']
     pt = list(enumerate(ps, 1))
     terms,flat,n = ix._lex_terms(ps)
     rows = _postings(terms, flat, n, [i for i,_ in pt], [1]*len(pt))
