@@ -50,7 +50,6 @@ def query_tokens(
     return [t for t in toks if t not in stop_words] or toks
 
 # %% ../nbs/03_tokens.ipynb #89d99932
-_bert_piece = re.compile(rb'[A-Za-z0-9]+|[^A-Za-z0-9\s]')  # BertPreTokenizer on ASCII: runs of letters and digits, each symbol alone
 _ascii = np.full(128, 3, np.int8); _ascii[33:127] = 2; _ascii[[9, 10, 13, 32]] = 0; _ascii[[*range(48, 58), *range(65, 91), *range(97, 123)]] = 1
 
 def _units(
@@ -70,8 +69,9 @@ def _units(
         d = np.zeros(len(a)+1, np.int8); d[bs] = 1; d[be] -= 1
         c[np.cumsum(d[:-1], dtype=np.int8)>0] = 0
     al = c==1
-    b = np.where(c==0, 32, a).astype(np.uint8).tobytes()
-    return np.flatnonzero((c==2) | al & ~np.r_[False, al[:-1]]), _bert_piece.findall(b.lower() if lower else b), bs, [s[i:j] for i,j in zip(bs.tolist(), be.tolist())]
+    st = np.flatnonzero((c==2) | al & ~np.r_[False, al[:-1]])
+    b = np.insert(np.where(c==0, 32, a).astype(np.uint8), st, 32).tobytes()  # a space before each word, so that `split` finds them
+    return st, (b.lower() if lower else b).split(), bs, [s[i:j] for i,j in zip(bs.tolist(), be.tolist())]
 
 # %% ../nbs/03_tokens.ipynb #7ad3216a
 class _Pieces:
@@ -113,9 +113,12 @@ def bert_tokens(
         wst,ws,cst,cs = _units(s, added, lower)
         p = _pieces.get(key)
         if p is None or len(p.ids)>20_000_000: p = _pieces[key] = _Pieces(tk)
-        p.add(ws); p.add(cs)
+        try: u = np.fromiter(map(p.num.__getitem__, itertools.chain(ws, cs)), np.int64, len(ws)+len(cs))
+        except KeyError:  # units not seen yet: tokenize them
+            p.add(ws); p.add(cs)
+            u = np.fromiter(map(p.num.__getitem__, itertools.chain(ws, cs)), np.int64, len(ws)+len(cs))
         st = np.r_[wst, cst]; order = np.argsort(st, kind='stable')
-        u = np.fromiter(map(p.num.__getitem__, itertools.chain(ws, cs)), np.int64, len(ws)+len(cs))[order]
+        u = u[order]
         start,lens,offs,ids = p.arrays()
         k = lens[u]
         g = np.arange(int(k.sum())) - np.repeat(np.cumsum(k)-k-start[u], k)  # each unit's run of rows
