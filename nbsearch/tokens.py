@@ -75,18 +75,19 @@ def _units(
 
 # %% ../nbs/03_tokens.ipynb #7ad3216a
 class _Pieces:
-    "The tokens of every unit seen (`_units`): unit `num[u]`'s ids and offsets (in the unit) are rows `start[i]:start[i]+len[i]` of `ids` and `offs`"
-    def __init__(self, tk): self.tk,self.num,self.start,self.len,self.offs,self.ids,self._arr = tk,{},[],[],[],[],None
+    "The tokens of every unit seen (`_units`): unit `num[u]`'s ids and offsets (in the unit) are rows `start[u]:start[u]+len[u]` of arrays `ids` and `offs`"
+    def __init__(self, tk):
+        self.tk,self.num = tk,{}
+        self.start,self.len,self.ids,self.offs = np.zeros(0, np.int64),np.zeros(0, np.int64),np.zeros(0, np.int64),np.zeros((0, 2), np.int64)
     def add(self, units:list):
-        "Tokenize the `units` not seen yet, in one batch"
+        "Tokenize the `units` not seen yet (all `bytes` or all `str`), in one batch, appending their tokens to the arrays"
         if not (new := sorted(set(units) - self.num.keys())): return  # sorted, so that numbers do not depend on hashing
-        for u,e in zip(new, self.tk.encode_batch([o.decode() if isinstance(o, bytes) else o for o in new], add_special_tokens=False)):
-            self.num[u] = len(self.start); self.start.append(len(self.ids)); self.len.append(len(e.ids)); self.offs += e.offsets; self.ids += e.ids
-        self._arr = None
-    def arrays(self)->tuple:
-        "`start`, `len`, `offs` and `ids` as numpy arrays"
-        if self._arr is None: self._arr = (*(np.asarray(o, np.int64) for o in (self.start, self.len)), np.asarray(self.offs, np.int64).reshape(-1, 2), np.asarray(self.ids, np.int64))
-        return self._arr
+        es = self.tk.encode_batch([o.decode() if isinstance(o, bytes) else o for o in new], add_special_tokens=False)
+        self.num.update(zip(new, range(len(self.num), len(self.num)+len(new))))
+        k = np.fromiter(map(len, es), np.int64, len(es))
+        self.start,self.len = np.r_[self.start, len(self.ids)+np.cumsum(k)-k],np.r_[self.len, k]
+        self.ids = np.r_[self.ids, np.fromiter(itertools.chain.from_iterable(e.ids for e in es), np.int64, int(k.sum()))]
+        self.offs = np.concatenate([self.offs, np.array([o for e in es for o in e.offsets], np.int64).reshape(-1, 2)])
 
 _pieces = {} # the `_Pieces` of each tokenizer, by its JSON: a cross-encoder and the static model that share a vocabulary tokenize each word once
 
@@ -119,14 +120,13 @@ def bert_tokens(
             u = np.fromiter(map(p.num.__getitem__, itertools.chain(ws, cs)), np.int64, len(ws)+len(cs))
         st = np.r_[wst, cst]; order = np.argsort(st, kind='stable')
         u = u[order]
-        start,lens,offs,ids = p.arrays()
-        k = lens[u]
-        g = np.arange(int(k.sum())) - np.repeat(np.cumsum(k)-k-start[u], k)  # each unit's run of rows
-        o = offs[g] + np.repeat(st[order], k)[:, None]
+        k = p.len[u]
+        g = np.arange(int(k.sum())) - np.repeat(np.cumsum(k)-k-p.start[u], k)  # each unit's run of rows
+        o = p.offs[g] + np.repeat(st[order], k)[:, None]
         at = np.cumsum([0]+[len(t)+1 for t in texts])  # where each text starts in `s`
         first = np.searchsorted(o[:, 0], at)  # each text's first token
         o -= np.repeat(at[:-1], np.diff(first))[:, None]
-        return Tokens(ids[g], o, np.diff(first))
+        return Tokens(p.ids[g], o, np.diff(first))
     return _tokens
 
 # %% ../nbs/03_tokens.ipynb #d8e9c35b
