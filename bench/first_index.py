@@ -3,6 +3,7 @@
     git archive 8e5716e | tar -x -C /tmp/v1           # v1: the code before issue 10 (an FTS5 table, no dense leg)
     python bench/first_index.py --versions "v1=/tmp/v1 new=." --n 1000 --runs 3
     python bench/first_index.py --versions "new=." --n 300 --runs 1 --profile /tmp/first.prof   # cProfile of one run
+    python bench/first_index.py --versions "v1=/tmp/v1 new=." --folder /tmp/nbs --cross /tmp/tiny   # a folder and model made before
 
 Each run is a fresh process with `PYTHONPATH` set to a checkout: it copies nothing, opens a new index file, and times
 `rank_nbs` of one query over `n` notebooks (copies of ../shared/corpora, as bench/speed.py makes them) with a random
@@ -92,6 +93,8 @@ def main(
     corpus:str=None, # Folder whose notebooks are copied (default: ../shared/corpora)
     profile:str=None, # Write a cProfile of the (last) run of each version to this path, suffixed by the version's name
     fast_offsets:str='', # Names of versions (comma-separated) whose ONNX cross-encoder cuts with `nbsearch.tokens.bert_offsets`
+    folder:str=None, # An existing folder of notebooks to index instead of `n` copies of `corpus` (read only)
+    cross:str=None, # An existing cross-encoder folder instead of a new random one (read only)
     one_run:str=None, # (internal) run once in this process over this folder, printing the JSON of the times
     model:str=None, # (internal) the cross-encoder folder
 ):
@@ -104,8 +107,8 @@ def main(
     if not Path(corpus).exists(): corpus = Path('/work/shared/corpora')
     res = {v:[] for v in vers}
     with tempfile.TemporaryDirectory(prefix='first-index-') as tmp:
-        folder = replicate(corpus, n, Path(tmp)/'nbs')
-        model = tiny_cross_encoder(Path(tmp)/'tinybert-l2')
+        folder = folder or replicate(corpus, n, Path(tmp)/'nbs')
+        model = cross or tiny_cross_encoder(Path(tmp)/'tinybert-l2')
         for r in range(runs):
             for v,p in vers.items():
                 env = {**os.environ, 'PYTHONPATH': str(Path(p).resolve()), 'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
@@ -116,7 +119,7 @@ def main(
                 if out.returncode: print(f'{v} failed: {out.stderr[-500:]}', file=sys.stderr); continue
                 res[v].append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(f"run {r+1} {v}: {res[v][-1]['total']:.1f} s", file=sys.stderr, flush=True)
-    print(f'\nFirst index of {n} notebooks + first answer, TinyBERT-L2-shaped cross-encoder, {os.cpu_count()} CPUs; '
+    print(f'\nFirst index of {folder if folder else str(n)+" notebooks"} + first answer, TinyBERT-L2-shaped cross-encoder, {os.cpu_count()} CPUs; '
           f'median of {runs} runs, seconds (phases overlap: `lex` is inside `add`, `static` inside `dense`)')
     cols = ['total', *phases]
     print(f"{'version':10}" + ''.join(f'{c:>8}' for c in cols) + '   total/first')

@@ -165,6 +165,7 @@ def _connect(p:Path|None):
         for s in ('', '-wal', '-shm'):
             if os.path.exists(f'{p}{s}') and os.stat(f'{p}{s}').st_mode & 0o077: os.chmod(f'{p}{s}', 0o600)
         db.execute('pragma journal_mode=wal')
+        db.execute('pragma synchronous=normal')  # in WAL mode a commit does not wait for the disk; a crash can lose the last writes to this cache, never damage it
         db.execute(f'pragma journal_size_limit={4*2**20}')
         db.executescript(_schema + _temp_schema)
     except BaseException: db.close(); raise
@@ -308,6 +309,24 @@ def _names(s:str)->list|None:
     "The names in `s` when `s` is plain ASCII without NUL (so that FTS5's tokens are their words); else `None`"
     return _ascii_name.findall(s) if s.isascii() and '\x00' not in s else None
 
+# %% ../nbs/04_index.ipynb #2fd3c7bf
+_name_char = np.zeros(256, bool); _name_char[[*b'0123456789_', *range(65, 91), *range(97, 123)]] = True
+
+def _all_names(texts:list)->tuple:
+    "The names (`_names`) of all `texts` in one pass: all of them in order, how many each text has, and which texts are not plain ASCII"
+    slow = np.fromiter((not t.isascii() or '\x00' in t for t in texts), bool, len(texts))
+    fast = [t for t,o in zip(texts, slow) if not o]
+    s = '\n'.join(fast)
+    b = np.frombuffer(s.encode('ascii'), np.uint8)
+    w,d = _name_char[b],np.zeros(len(b), bool)
+    d[2:] = (b[1:-1]==46) & w[:-2]  # after a name's dot: the name goes on
+    starts = np.flatnonzero(w & ~np.r_[False, w[:-1]] & ~d)
+    per = np.zeros(len(texts), np.int64)
+    per[~slow] = np.diff(np.searchsorted(starts, np.cumsum([0]+[len(t)+1 for t in fast])))
+    names = _ascii_name.findall(s)
+    if len(names)!=len(starts): names,per = [o for t in fast for o in _names(t)],np.where(slow, 0, [len(_names(t) or []) for t in texts])  # never seen: each text alone, to be safe
+    return names, per, slow
+
 # %% ../nbs/04_index.ipynb #f579fe28
 _stems = {} # word -> its index term, by FTS5's tokenizer (the same for every connection)
 
@@ -345,27 +364,32 @@ def _name_terms(self:NbIndex, names:set)->_NameTerms:
     return c
 
 # %% ../nbs/04_index.ipynb #7a1c3e52
+def _split_ascii(t:str)->tuple:
+    "Text `t` as its plain-ASCII words (between spaces) and its others (all of `t` if it holds a NUL), each joined by spaces"
+    if '\x00' in t: return '', t
+    ws = t.split()
+    return ' '.join(w for w in ws if w.isascii()), ' '.join(w for w in ws if not w.isascii())
+
 @patch
 def _lex_terms(self:NbIndex, texts:list)->tuple:
     "The terms FTS5 finds in the `lex_text` of each of `texts`: the `terms` by number, each text's term numbers (one flat array), and how many each has"
-    names = [_names(t) for t in texts]
-    c = self._name_terms(set().union(*filter(None, names)))
-    flat_names = np.fromiter(map(c.ids.__getitem__, itertools.chain.from_iterable(filter(None, names))), np.int64)
+    other = {i:_split_ascii(t) for i,t in enumerate(texts) if not t.isascii() or '\x00' in t}
+    names,per,_ = _all_names([other[i][0] if i in other else t for i,t in enumerate(texts)])
+    c = self._name_terms(set(names))
+    flat_names = np.fromiter(map(c.ids.__getitem__, names), np.int64, len(names))
     start,k = np.asarray(c.start, np.int64)[flat_names],np.asarray(c.len, np.int64)[flat_names]
-    off = np.cumsum(k)-k
-    flat = np.asarray(c.terms, np.int64)[np.arange(int(k.sum()))-np.repeat(off-start, k)]  # each name's run of term numbers
-    per_name = np.fromiter((len(o) if o else 0 for o in names), np.int64, len(names))
-    n = np.add.reduceat(np.r_[k, 0], np.r_[0, np.cumsum(per_name)[:-1]])[:len(names)] if len(names) else per_name
-    n[per_name==0] = 0
-    if not (slow := [(i+1, lex_text(t)) for i,(t,o) in enumerate(zip(texts, names)) if o is None]): return list(c.nums), flat, n
+    flat = np.asarray(c.terms, np.int64)[np.arange(int(k.sum()))-np.repeat(np.cumsum(k)-k-start, k)]  # each name's run of term numbers
+    n = np.add.reduceat(np.r_[k, 0], np.r_[0, np.cumsum(per)[:-1]])[:len(texts)] if len(texts) else per
+    n[per==0] = 0
+    if not (slow := [(i+1, lex_text(o)) for i,(_,o) in other.items() if o]): return list(c.nums), flat, n
     self.db.executemany('insert into temp.tokz (rowid, toks) values (?,?)', slow)  # beyond ASCII: FTS5 itself
-    got = {}
-    for i,t in self.db.execute('select doc, term from temp.tokz_i'): got.setdefault(i-1, []).append(c.nums.setdefault(t, len(c.nums)))
+    got = self.db.execute('select doc, term from temp.tokz_i').fetchall()
     self.db.execute('delete from temp.tokz')
-    seqs,pos = [],np.r_[0, np.cumsum(n)]
-    for i in range(len(texts)): seqs.append(got.get(i, []) if names[i] is None else flat[pos[i]:pos[i+1]])
-    n = np.fromiter(map(len, seqs), np.int64, len(seqs))
-    return list(c.nums), np.concatenate([np.zeros(0, np.int64), *[np.asarray(o, np.int64) for o in seqs]]), n
+    for t in dict.fromkeys(t for _,t in got):
+        if t not in c.nums: c.nums[t] = len(c.nums)
+    owner = np.r_[np.repeat(np.arange(len(texts)), n), np.fromiter((d-1 for d,_ in got), np.int64, len(got))]
+    order = np.argsort(owner, kind='stable')  # each text's terms together: its ASCII words', then the others'
+    return list(c.nums), np.r_[flat, np.fromiter(map(c.nums.__getitem__, (t for _,t in got)), np.int64, len(got))][order], np.bincount(owner, minlength=len(texts))
 
 # %% ../nbs/04_index.ipynb #bdd1fb79
 _hit = np.dtype([('id', '<i8'), ('tf', '<i4'), ('len', '<i4')]) # a passage in a posting: its id, the term's count in it, its length in terms
@@ -390,23 +414,46 @@ def _postings(
 
 # %% ../nbs/04_index.ipynb #a23773d5
 @patch
+def _next_id(self:NbIndex, table:str)->int:
+    "The id SQLite's `autoincrement` gives the next row inserted into `table`"
+    seq = self.db.execute('select seq from sqlite_sequence where name=?', (table,)).fetchone()
+    return max(seq[0] if seq else 0, self.db.execute(f'select coalesce(max(id), 0) from {table}').fetchone()[0])+1
+
+@patch
 def _add(self:NbIndex, pkey, rs:list):
     "Store notebooks `rs` (`_Read`s) under setting `pkey`, in the caller's write transaction"
-    docs = {}
+    texts = [_utf8(p.text) for r in rs for p in r.passages or []]
+    terms,flat,n = self._lex_terms(texts)
+    k,rows,docs,i,j = n.tolist(),[],[],self._next_id('passages'),0
     for r in rs:
-        cur = self.db.execute('insert into docs (pkey,path,size,mtime,ctime,hash,title,n,len,err) values (?,?,?,?,?,?,?,?,?,?)',
-                              (pkey, r.path, *r.stat, r.hash, _utf8(r.title), len(r.passages or []), 0, r.err))
-        docs[cur.lastrowid] = [self.db.execute('insert into passages (doc,ctx,body) values (?,?,?)', (cur.lastrowid, _utf8(p.ctx),
-            json.dumps([p.cells, [r.cell_ids.get(i) for i in p.cells], [_utf8(o) for o in p.parts]]))).lastrowid for p in r.passages or []]
-        docs[cur.lastrowid] = (docs[cur.lastrowid], r.passages or [])
-    ps = [(i, d, p) for d,(ids,ps) in docs.items() for i,p in zip(ids, ps)]
-    terms,flat,n = self._lex_terms([_utf8(p.text) for *_,p in ps])
-    self.db.executemany('insert into postings values (?,?,?,?)', _postings(terms, flat, n, [i for i,*_ in ps], [d for _,d,_ in ps]))
-    self.db.executemany('update passages set len=? where id=?', [(k, i) for (i,*_),k in zip(ps, n.tolist()) if k])  # no term: no length, as FTS5 had it
-    lens = {}
-    for (_,d,_),k in zip(ps, n.tolist()): lens[d] = lens.get(d, 0)+k
-    self.db.executemany('update docs set len=? where id=?', [(lens.get(d, 0), d) for d in docs])
-    self._add_meta(docs.values())  # what filters read of each passage (see `_add_meta`)
+        ps = r.passages or []
+        did = self.db.execute('insert into docs (pkey,path,size,mtime,ctime,hash,title,n,len,err) values (?,?,?,?,?,?,?,?,?,?)',
+                              (pkey, r.path, *r.stat, r.hash, _utf8(r.title), len(ps), sum(k[j:j+len(ps)]), r.err)).lastrowid
+        rows += [(i+o, did, _utf8(p.ctx), json.dumps([p.cells, [r.cell_ids.get(c) for c in p.cells], [_utf8(t) for t in p.parts]]), k[j+o] or None)
+                 for o,p in enumerate(ps)]  # no term: no length, as FTS5 had it
+        docs.append((did, range(i, i+len(ps)), ps)); self._keep((pkey, r.path, r.hash, did), list(range(i, i+len(ps))), texts[j:j+len(ps)])
+        i += len(ps); j += len(ps)
+    self.db.executemany('insert into passages (id,doc,ctx,body,len) values (?,?,?,?,?)', rows)  # the ids `autoincrement` would give
+    self.db.executemany('insert into postings values (?,?,?,?)', _postings(terms, flat, n, [o[0] for o in rows], [o[1] for o in rows]))
+    self._add_meta([(ids, ps) for _,ids,ps in docs])  # what filters read of each passage (see `_add_meta`)
+
+# %% ../nbs/04_index.ipynb #5a762b1e
+@patch
+def _keep(self:NbIndex, key, ids, texts, max_chars:int=2**26):
+    "Keep in memory the `ids` and `texts` of the passages a sync stored for notebook `key` (setting, path, hash and id), for `_embed_new`"
+    kept = getattr(self, '_kept', None)
+    if kept is None or (used := kept.get('chars', 0)+sum(map(len, texts)))>max_chars: return
+    kept['chars'] = used; kept[key] = (ids, texts)
+
+@patch
+def _group_texts(self:NbIndex, setting, group)->dict:
+    "`{path: (passage ids, texts)}` of notebooks `group` (pairs of path and `Doc`): those the sync kept in memory (`_keep`), the others read from the index"
+    kept = getattr(self, '_kept', None) or {}
+    res = {p:kept.pop((setting.key, p, d.hash, d.id), None) for p,d in group}
+    miss = [p for p,v in res.items() if v is None]
+    for p in miss: res[p] = ([], [])
+    for o in self.passages(setting, miss): res[o.path][0].append(o.id); res[o.path][1].append(o.text)
+    return res
 
 # %% ../nbs/04_index.ipynb #bb870f86
 @patch
@@ -470,6 +517,7 @@ def _changes(setting, c, docs):
 def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     "Re-read the notebooks in `todo` (path and stat pairs) whose content changed; forget the ones that vanished"
     pkey,bar = setting.key,_bar(len(todo), 'Indexing notebooks', 'nb', progress)
+    self._kept = {} if setting.tok_key!='words' else None  # passage texts for the dense leg, which BM25 alone has not
     cs = [c for c in [todo[:8]] if c] + list(chunked(todo[8:], chunk))  # a small first chunk, so that the bar moves within its first seconds
     for c,(rs,same,gone) in zip(cs, _ahead(lambda c: _changes(setting, c, docs), cs)):
         with self._write():
@@ -731,10 +779,9 @@ def _embed_new(self:NbIndex, m, mkey, setting, docs, have, progress=None, chunk:
     while todo:
         group,size = [],0
         while todo and (not group or size+todo[0][1].n<=chunk): group.append(todo.pop(0)); size += group[-1][1].n
-        ps = self.passages(setting, [p for p,_ in group])
-        vecs = embed(m, [p.text for p in ps]) if ps else np.zeros((0, 1), 'float32')
-        start,ids = 0,{}
-        for o in ps: ids.setdefault(o.path, []).append(o.id)
+        got = self._group_texts(setting, group)
+        texts = [t for p,_ in group for t in got[p][1]]
+        vecs,start,ids = embed(m, texts) if texts else np.zeros((0, 1), 'float32'),0,{p:v[0] for p,v in got.items()}
         with self._write():
             for p,d in group:
                 v,start = vecs[start:start+d.n],start+d.n

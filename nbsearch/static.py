@@ -81,59 +81,18 @@ def offsets(self:StaticModel, texts:list)->list:
         self._offs = token_offsets(self.tokenizer)
     return self._offs(texts)
 
-# %% ../nbs/02_static.ipynb #2bc02f1a
-_plain = re.compile(r'[\t\n\r -~]*')  # printable ASCII, tabs and newlines: all BertNormalizer does to them is lower-case them
-_ascii_pieces = re.compile(r'[A-Za-z0-9]+|[^A-Za-z0-9\s]')  # BertPreTokenizer on ASCII: runs of letters and digits, each symbol alone
-
-@patch
-def _bert_like(self:StaticModel)->bool:
-    "Does the tokenizer cut plain ASCII text as BERT's does: lower-case (or not), split into words and symbols, then WordPiece each?"
-    if '_bert' not in self.__dict__:
-        c = json.loads(self.tokenizer.to_str())
-        norm,pre,model = (c.get(k) or {} for k in ('normalizer', 'pre_tokenizer', 'model'))
-        self._bert = (norm.get('type'),pre.get('type'),model.get('type'))==('BertNormalizer', 'BertPreTokenizer', 'WordPiece')
-        self._lower,self._added = bool(norm.get('lowercase')),[a['content'].lower() for a in c.get('added_tokens') or []]
-    return self._bert
-
-@patch
-def _words(self:StaticModel, t:str)->list|None:
-    "The words BERT's pre-tokenizer finds in `t`, if `t` is plain ASCII without an added token; else `None`"
-    if not _plain.fullmatch(t) or any(a in (tl := t.lower()) for a in self._added): return None
-    return _ascii_pieces.findall(tl if self._lower else t)
-
-# %% ../nbs/02_static.ipynb #495aa3a5
-class _WordIds:
-    "The token ids of every word seen, as one array: `ids[start[i]:start[i]+len[i]]` for word `i`"
-    def __init__(self): self.num,self.start,self.len,self.ids = {},[],[],[]
-
-@patch
-def _word_ids(self:StaticModel, texts:list)->tuple:
-    "Token ids of `texts` gathered from those of their words (each tokenized once): one flat array, how many each text has, and which texts have none there because the tokenizer must cut them whole"
-    words = [self._words(t) for t in texts] if self._bert_like() else [None]*len(texts)
-    c = self.__dict__.setdefault('_wids', _WordIds())
-    if len(c.num)>1_000_000: c = self._wids = _WordIds()
-    if (new := list(set().union(*filter(None, words)) - c.num.keys())):
-        for w,e in zip(new, self.tokenizer.encode_batch_fast(new, add_special_tokens=False)):
-            c.num[w] = len(c.start); c.start.append(len(c.ids)); c.len.append(len(e.ids)); c.ids += e.ids
-    wi = np.fromiter(map(c.num.__getitem__, itertools.chain.from_iterable(filter(None, words))), np.int64)
-    start,k = np.asarray(c.start, np.int64)[wi],np.asarray(c.len, np.int64)[wi]
-    flat = np.asarray(c.ids, np.int64)[np.arange(int(k.sum())) - np.repeat(np.cumsum(k)-k-start, k)]
-    per = np.fromiter((len(w) if w else 0 for w in words), np.int64, len(words))
-    n = np.add.reduceat(np.r_[k, 0], np.r_[0, np.cumsum(per)[:-1]])[:len(words)] if len(words) else per
-    n[per==0] = 0
-    return flat, n, np.fromiter((w is None for w in words), bool, len(words))
-
 # %% ../nbs/02_static.ipynb #6d2e8f31
 @patch
 def _tokens(self:StaticModel, texts:list)->tuple:
     "Token ids of all `texts`, one flat array, and how many each text has: cut to `max_seq_length`, without `[UNK]` (as model2vec)"
     texts = list(texts)
-    flat,n,slow = self._word_ids(texts)
-    if slow.any():  # the tokenizer's ids (truncated by `_etok`) in their place
-        idx,pos,segs,prev = np.flatnonzero(slow),np.r_[0, np.cumsum(n)],[],0
-        for i,e in zip(idx, self._etok.encode_batch_fast([texts[i] for i in idx], add_special_tokens=False)):
-            segs += [flat[pos[prev]:pos[i]], np.array(e.ids, np.int64)]; n[i],prev = len(e.ids),i+1
-        flat = np.concatenate([*segs, flat[pos[prev]:]])
+    if '_bt' not in self.__dict__:
+        from nbsearch.tokens import bert_tokens
+        self._bt = bert_tokens(self.tokenizer)
+    if self._bt: t = self._bt(texts); flat,n = t.ids,t.n
+    else:  # not BERT's kind: the tokenizer itself (`_etok` truncates)
+        es = self._etok.encode_batch_fast(texts, add_special_tokens=False)
+        flat,n = np.fromiter(itertools.chain.from_iterable(e.ids for e in es), np.int64),np.fromiter(map(len, es), np.int64, len(es))
     if (n>(m := self.max_seq_length)).any():  # as `_etok` truncates: each text's first `m` tokens
         flat,n = flat[np.arange(len(flat)) - np.repeat(np.cumsum(n)-n, n) < m],np.minimum(n, m)
     if (keep := flat!=self.unk).all(): return flat, n

@@ -205,6 +205,7 @@ def test_postings_are_fts5s():
     folders = [root/'corpus'] + [f for f in (root.parent.parent/'shared'/'corpora'/'fastcore', Path('/work/shared/corpora/fastcore')) if f.exists()][:1]
     ps = [p.text for f in folders for p in ix.passages(s, ix.sync(get_nb_paths(f), s))]
     ps += weird + texts + ['kill_port(8000) fastcore.xtras.free_port camelCaseName HTTPServer']
+    ps += ['café_x.y_z naïve.func(a_b) plainName x\u00a0y_z a\x1cb_c d\x85e.f g\u2028h α+β=γ_δ mixedCase.café', 'a.b\x00c_d café', '\tTabs é\r\nx.y', 'é']
     pt = list(enumerate(ps, 1))
     terms,flat,n = ix._lex_terms(ps)
     rows = _postings(terms, flat, n, [i for i,_ in pt], [1]*len(pt))
@@ -219,14 +220,19 @@ def test_bert_offsets_are_the_tokenizers():
     from tokenizers import Tokenizer
     from nbsearch.read import read_nb, passage_texts
     from nbsearch.static import static_path
-    from nbsearch.tokens import bert_offsets
+    from nbsearch.tokens import bert_offsets, bert_tokens
     from test_static import weird, texts
     tk = Tokenizer.from_file(str(static_path()/'tokenizer.json')); tk.no_padding(); tk.no_truncation()
     root = Path(__file__).parent
     folders = [root/'corpus'] + [f for f in (root.parent.parent/'shared'/'corpora', Path('/work/shared/corpora')) if f.exists()][:1]
     ts = [t for f in folders for p in get_nb_paths(f) for t in passage_texts(read_nb(p))] + weird + texts
     assert len(ts) > 100
-    assert bert_offsets(tk)(ts) == [e.offsets for e in tk.encode_batch(ts, add_special_tokens=False)]
+    es = tk.encode_batch(ts, add_special_tokens=False)
+    assert [o.tolist() for o in bert_offsets(tk)(ts)] == [[list(o) for o in e.offsets] for e in es]
+    got = bert_tokens(tk)(ts)  # ids too, and the same in batches that share the cache of words
+    assert got.ids.tolist() == [i for e in es for i in e.ids] and got.n.tolist() == [len(e.ids) for e in es]
+    f = bert_tokens(tk)
+    assert [i for k in range(0, len(ts), 97) for i in f(ts[k:k+97]).ids.tolist()] == got.ids.tolist()
 
 def test_cache_follows_other_connections(tmp_path):
     "A notebook that another process re-indexed (new ids) is still found by this process's next query, without a sync"

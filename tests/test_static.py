@@ -110,4 +110,4 @@ def test_word_ids_are_the_tokenizers():
     ref = [[i for i in e.ids if i!=sm.unk] for e in sm._etok.encode_batch_fast(ts, add_special_tokens=False)]
     flat,n = sm._tokens(ts)
     assert n.tolist() == [len(o) for o in ref] and flat.tolist() == [i for o in ref for i in o]
-    assert (~sm._word_ids(ts)[2]).sum() > len(ts)/2  # most text takes the fast path
+    assert sm._bt is not None  # the fast path (`nbsearch.tokens.bert_tokens`)
