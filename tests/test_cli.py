@@ -175,11 +175,15 @@ def many(tmp_path_factory):
         (d/f'nb{i:03}.ipynb').write_text(json.dumps(dict(cells=cells, metadata={}, nbformat=4, nbformat_minor=5)))
     return d
 
+def _sigint_on():
+    "In a child: Ctrl-C acts, even when the tests run as a background job, which starts with SIGINT ignored (`cmd &` in a script)"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def _on_pty(args, until=None, after=None, timeout=120):
     "Run `nbsearch args` with stderr on a pseudo-terminal; send SIGINT when stderr shows `until`, or `after` seconds: status, stderr"
     mo,so = pty.openpty()
     fcntl.ioctl(so, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))  # a terminal has a width: tqdm draws nothing in 0 columns
-    p = subprocess.Popen([sys.executable, '-c', _code('nbsearch'), *map(str, args)], stdout=subprocess.PIPE, stderr=so, env=_env())
+    p = subprocess.Popen([sys.executable, '-c', _code('nbsearch'), *map(str, args)], stdout=subprocess.PIPE, stderr=so, env=_env(), preexec_fn=_sigint_on)
     os.close(so)
     buf,t0,sent = b'',time.monotonic(),False
     while True:
@@ -212,7 +216,7 @@ def test_quiet_shows_no_progress(many, tmp_path):
 
 def test_piped_shows_no_progress(many, tmp_path):
     p = subprocess.Popen([sys.executable, '-c', _code('nbsearch'), 'kill port', str(many), '--model', 'bm25', '--index', str(tmp_path/'ix.db')],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), preexec_fn=_sigint_on)
     try: out,err = p.communicate(timeout=5)
     except subprocess.TimeoutExpired: p.send_signal(signal.SIGINT); out,err = p.communicate(timeout=60)
     err = err.decode()

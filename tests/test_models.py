@@ -186,7 +186,9 @@ def test_ctrl_c_during_the_export_at_exit_leaves_no_export(env):
     "Interrupting the export that follows the results leaves neither an export nor a temporary folder, and says so"
     import signal
     onnx_dir = Path(env['XDG_CACHE_HOME'])/'nbsearch'/'onnx'
-    p = subprocess.Popen(nbsearch_cmd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C acts even when this test runs as a background job, which starts with SIGINT ignored (`cmd &` in a script)
+    p = subprocess.Popen(nbsearch_cmd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert 'ports.ipynb' in p.stdout.readline()  # the results come first
         p.stdout.read()  # and end, for a reader such as `| grep`, before the export starts
