@@ -13,7 +13,15 @@ __all__ = ['max_output_chars', 'max_nb_bytes', 'max_cell_chars', 'get_nb_paths',
 import os, re, json, stat, bisect, warnings
 from fastcore.utils import *
 from fastcore.ansi import strip_ansi
-import fastcore.nbio as nbio
+import importlib
+
+# %% ../nbs/00_read.ipynb #8cd7333a
+class _Lazy:
+    "Module `name`, imported when one of its attributes is first used"
+    def __init__(self, name): self._name = name
+    def __getattr__(self, k): return getattr(importlib.import_module(self._name), k)
+
+_nbio = _Lazy('fastcore.nbio')
 
 # %% ../nbs/00_read.ipynb #16ffaf13
 def _walk_nbs(d, exts, skip_folder_re, skip_file_re, recursive=True)->list:
@@ -166,8 +174,8 @@ def _out_text(c):
     res = []
     for o in c.get('outputs') or []:
         if not isinstance(o, dict): continue
-        if o.get('output_type')=='stream': res.append(nbio.join_out(o.get('text', '')))
-        elif o.get('output_type') in ('execute_result', 'display_data') and isinstance(d := o.get('data'), dict): res.append(nbio.join_out(d.get('text/plain', '')))
+        if o.get('output_type')=='stream': res.append(_nbio.join_out(o.get('text', '')))
+        elif o.get('output_type') in ('execute_result', 'display_data') and isinstance(d := o.get('data'), dict): res.append(_nbio.join_out(d.get('text/plain', '')))
         elif o.get('output_type')=='error': res.append(f"{_sep(res)}{_text(o.get('ename'))}: {_text(o.get('evalue'))}\n")
     return clean_text(strip_ansi(''.join(o for o in res if isinstance(o, str))[:max_output_chars*2])).strip()[:max_output_chars]
 
@@ -242,7 +250,7 @@ def _load_nb(js):
     if not isinstance(js, dict) or not isinstance(js.get('cells', js.get('worksheets')), list):
         raise ValueError(f"not a notebook: the JSON has no list of cells")
     cells = js['cells'] if 'cells' in js else _v3_cells(js)
-    return nbio.dict2nb(dict(cells=[_fix_cell(c) for c in cells if isinstance(c, dict)], metadata=dict(tags=_tags(js.get('metadata')))))
+    return _nbio.dict2nb(dict(cells=[_fix_cell(c) for c in cells if isinstance(c, dict)], metadata=dict(tags=_tags(js.get('metadata')))))
 
 # %% ../nbs/00_read.ipynb #fcb6a1ee
 def _subtitle(s):
@@ -328,7 +336,7 @@ def _parse_ipynb(text)->tuple:
     "A notebook from JSON `text` (`fastcore.nbio` for well-formed files, `_load_nb` for the rest), and its title, subtitle and tags"
     try: js = _with_ids(json.loads(text, strict=False))
     except RecursionError: raise ValueError('not a notebook: the JSON is nested too deeply') from None
-    try: nb = nbio.dict2nb(js)
+    try: nb = _nbio.dict2nb(js)
     except (TypeError, KeyError, AttributeError, ValueError): nb = _load_nb(js)
     return nb, _ipynb_meta(nb)
 

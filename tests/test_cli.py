@@ -7,19 +7,19 @@ corpus = Path(__file__).parent/'corpus'
 heavy = ('torch', 'transformers', 'sentence_transformers')
 _entry = {'nbsearch': 'nbsearch', 'nbsearch-eval': 'nbsearch_eval', 'nbsearch-index': 'nbsearch_index'}
 
-def _code(cmd):
-    "What the console script `cmd` runs, and a last stderr line naming the heavy modules the run imported"
+def _code(cmd, mods=heavy):
+    "What the console script `cmd` runs, and a last stderr line naming the modules of `mods` the run imported"
     return (f"import sys, atexit\n"
-            f"atexit.register(lambda: print('HEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr))\n"
+            f"atexit.register(lambda: print('HEAVY=' + ','.join(m for m in {mods!r} if m in sys.modules), file=sys.stderr))\n"
             f"from nbsearch.cli import {_entry[cmd]} as f\nsys.argv[0] = {cmd!r}\nsys.exit(f())")
 
 def _env(**kw):
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', **kw}
     return {k:v for k,v in env.items() if v is not None}
 
-def run(*args, cmd='nbsearch', env=None, timeout=120):
-    "Run command `cmd` with `args` in a fresh process: exit status, stdout, stderr (without the HEAVY line), heavy modules imported"
-    r = subprocess.run([sys.executable, '-c', _code(cmd), *map(os.fsdecode, args)], capture_output=True, env=env or _env(), timeout=timeout)
+def run(*args, cmd='nbsearch', env=None, timeout=120, mods=heavy):
+    "Run command `cmd` with `args` in a fresh process: exit status, stdout, stderr (without the HEAVY line), modules of `mods` imported"
+    r = subprocess.run([sys.executable, '-c', _code(cmd, mods), *map(os.fsdecode, args)], capture_output=True, env=env or _env(), timeout=timeout)
     out,err = r.stdout.decode('utf-8'), r.stderr.decode('utf-8')
     lines = err.splitlines()
     assert lines and lines[-1].startswith('HEAVY='), err
@@ -30,6 +30,13 @@ def one_error(rc, err, contains=''):
     assert rc==2, err
     assert len(err.splitlines())==1 and err.startswith(('nbsearch: error:')), err
     assert contains in err, err
+
+def test_warm_search_reads_no_notebook(tmp_path):
+    "A warm search does not import the notebook reader (fastcore.nbio, and the fastcore.xml it brings: 40 ms): nothing changed"
+    ix,mods = tmp_path/'ix.db',('fastcore.nbio', 'fastcore.xml')
+    assert run('port', corpus, '--model', 'bm25', '--index', ix, mods=mods)[3] == list(mods)  # the first search reads notebooks
+    rc,out,err,hv = run('port', corpus, '--model', 'bm25', '--index', ix, mods=mods)
+    assert (rc, hv) == (0, []) and 'ports.ipynb' in out, (err, hv)
 
 ## Help, version, errors: one line, exit 2, and no torch
 
