@@ -200,7 +200,7 @@ def _check(q, K, tags=None):
     "Argument errors, found before anything is read or loaded"
     if q is not None and (not isinstance(q, str) or not q.strip()): raise ValueError('the query is empty: give a few words or a question, in quotes')
     if K<1: raise ValueError(f'-k must be 1 or more, not {K}')
-    if tags and not all(t.strip() for t in tags): raise ValueError("--tag needs a tag name, not ''")
+    if tags and not all(t.strip() for t in tags): raise ValueError("`--tag` needs a tag name, not ''")
 
 # %% ../nbs/08_cli.ipynb #72b81415
 @command('nbsearch', pos=['path'])

@@ -85,17 +85,23 @@ def _endpoint()->str: return (os.environ.get('HF_ENDPOINT') or 'https://huggingf
 def _hub_memo()->Path: return xdg_cache_home()/'nbsearch'/'hub.json'
 
 # %% ../nbs/01_models.ipynb #4060d49f
-def _probe(url:str, timeout:float)->bool:
-    "Does `url` answer an HTTP HEAD request within `timeout` seconds, name lookup included?"
+def _status(url:str, timeout:float)->int|None:
+    "The HTTP status of a HEAD request to `url` within `timeout` seconds, name lookup included; `None` for no answer"
     import threading, urllib.request, urllib.error
     res = []
     def _head():
-        try: urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout); res.append(True)
-        except urllib.error.HTTPError as e: res.append(e.code in (401, 403, 429))  # there, but asks for a token or to slow down
-        except Exception: res.append(False)
+        try: res.append(urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout).status)
+        except urllib.error.HTTPError as e: res.append(e.code)
+        except Exception: res.append(None)
     t = threading.Thread(target=_head, daemon=True)
     t.start(); t.join(timeout)
-    return bool(res and res[0])
+    return res[0] if res else None
+
+def _probe(url:str, timeout:float)->bool:
+    "Is the hub at `url` there: an answer below 500, and when its root says 404, its model API does not say so too?"
+    code = _status(url, timeout)
+    if code==404: code = _status(url.rstrip('/')+'/api/models', timeout)
+    return code is not None and code<500 and code!=404
 
 # %% ../nbs/01_models.ipynb #61769c31
 def _write_private(p:Path, s:str):

@@ -255,7 +255,7 @@ def test_cli_cell_filters(lab):
     rc,out,err = nbsearch('x', lab, '--model', 'bm25', '--cell-type', 'cod')
     assert rc == 2 and "--cell-type: invalid choice: 'cod'" in err and 'Traceback' not in err
     rc,out,err = nbsearch('x', lab, '--model', 'bm25', '--tag', ' ')
-    assert rc == 2 and "--tag needs a tag name" in err and 'Traceback' not in err
+    assert rc == 2 and "`--tag` needs a tag name" in err and 'Traceback' not in err
 
 def test_mcp_cell_filters(lab, tmp_path):
     async def body(s):
