@@ -61,7 +61,10 @@ def main(
             mn = ev.mean
             print(f"nbsearch rank_nbs: nDCG@10 {mn['ndcg@10']:.3f} MRR {mn['mrr']:.3f} R@10 {mn['recall@10']:.3f}; {np.median([r['latency'] for r in ev.rows])*1000:.0f} ms median; {t:.0f} s")
             return
-        whole = evaluate(qs, nbs, model=m, root=corpus, index=index, k=10, n_nbs=10**6, rerank=10**9)  # stage 1 keeps everything
+        import nbsearch.search as S
+        was,S.deepen = getattr(S, 'deepen', None),None  # and a cross-encoder reads all of it
+        try: whole = evaluate(qs, nbs, model=m, root=corpus, index=index, k=10, n_nbs=10**6, rerank=10**9)  # stage 1 keeps everything
+        finally: S.deepen = was
         raw = [Path(p).read_text(encoding='utf-8') for p in paths]
         raw_vecs = None if is_cross(m) else embed(m, raw)  # a bi-encoder embeds each notebook once
         rows = []
