@@ -7,7 +7,8 @@ Each checkout (`--baseline` ones first, then this one) runs in a subprocess with
 turn, so that a busy machine slows them alike. A run builds the index if it must (the first query), then times the 8
 queries of `bench/speed.py` `reps` times each, warm: with the tiny cross-encoder of TinyBERT-L2's shape scoring 64
 passages, and with BM25 alone. Each part is the median over those queries of the time spent in it per query (ms); 'model'
-is stage 3 (`score`), 'ours' the rest. Parts a checkout lacks read 0.
+is stage 3 (`score`), 'ours' the rest. Parts a checkout lacks read 0. A ratio is the median over turns of this checkout's time over the
+first baseline's in the same turn, which a load that changes from turn to turn (other work on the machine) moves less.
 """
 import os, sys, json, time, subprocess, statistics as stats, functools, warnings
 from pathlib import Path
@@ -67,10 +68,11 @@ def main(
             subprocess.run([sys.executable, __file__, folder, index, '--reps', str(reps), '--json-out', str(out)], check=True, env=env)
             runs.setdefault(b, []).append(json.loads(out.read_text())); out.unlink()
     for label in runs[here][0]:
-        print(f'\n== {label}: ms per warm query, median over {rounds} turns' + (f" (ratio: this / {Path(baseline.split()[0]).name})" if baseline else ''))
+        print(f'\n== {label}: ms per warm query, median over {rounds} turns' + (f" (ratio: this / {Path(baseline.split()[0]).name}, the median of each turn's)" if baseline else ''))
         names = list(runs[here][0][label])
         print(f"{'part':12}" + ''.join(f'{Path(b).name[:14]:>16}' for b in runs))
         for n in names:
             v = {b:stats.median(o[label][n] for o in rs) for b,rs in runs.items()}
-            first = v[next(iter(runs))]
-            print(f'{n:12}' + ''.join(f'{x:16.1f}' for x in v.values()) + (f'   ({v[here]/first:.2f}x)' if baseline and first else ''))
+            pairs = [(h[label][n], f[label][n]) for h,f in zip(runs[here], runs[next(iter(runs))])]
+            ratio = stats.median(h/f for h,f in pairs) if all(f for _,f in pairs) else None  # turn by turn: a load that drifts between turns cancels
+            print(f'{n:12}' + ''.join(f'{x:16.1f}' for x in v.values()) + (f'   ({ratio:.2f}x)' if baseline and ratio else ''))

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from fastcore.utils import *
 from fastcore.xdg import xdg_cache_home
 from .read import *
+from .read import _abspath
 from .tokens import *
 
 # %% ../nbs/04_index.ipynb #8218edea
@@ -167,6 +168,7 @@ def _connect(p:Path|None):
         db.execute('pragma journal_mode=wal')
         db.execute('pragma synchronous=normal')  # in WAL mode a commit does not wait for the disk; a crash can lose the last writes to this cache, never damage it
         db.execute(f'pragma journal_size_limit={4*2**20}')
+        db.execute(f'pragma cache_size={-64*2**10}')  # up to 64 MB of pages kept (2 MB by default): a warm query's postings are read from memory
         db.executescript(_schema + _temp_schema)
     except BaseException: db.close(); raise
     return db
@@ -547,6 +549,7 @@ def _encodable(self:NbIndex, paths):
     "`paths` that UTF-8 can encode, with a warning, once per process, for each of the others"
     res = []
     for p in paths:
+        if p.isascii(): res.append(p); continue  # plain ASCII always encodes
         try: p.encode('utf-8'); res.append(p)
         except UnicodeEncodeError:
             if p not in self._warned: warnings.warn(f"Skipped notebook {p!r}: its name is not valid UTF-8", stacklevel=4); self._warned.add(p)
@@ -561,7 +564,7 @@ def sync(
     progress:bool=None, # Show a progress bar? By default, on a terminal when the work takes over 2 seconds
 )->list: # The paths, resolved, as the index knows them
     "Bring the index up to date with notebooks `paths`: read the new and changed ones, forget the ones that are gone"
-    paths = self._encodable([os.path.abspath(p) for p in paths])
+    paths = self._encodable([_abspath(p) for p in paths])
     with self.lock:
         self._fresh()
         docs,todo = self._docs(setting.key),[]
@@ -616,12 +619,19 @@ def passages(
     return [_passage(r) for p in paths if p in docs for r in self.db.execute(f'{_passage_sql} where p.doc=? order by p.id', (docs[p].id,))]
 
 @patch
+def _paths_by_id(self:NbIndex, docs:dict)->dict:
+    "`{Doc.id: path}` of `docs` (what `_docs` returns), made once per such dict: a warm query reuses it"
+    if (c := getattr(self, '_by_id', None)) is not None and c[0] is docs: return c[1]  # holding `docs` keeps its id from being reused
+    self._by_id = (docs, {d.id:p for p,d in docs.items()})
+    return self._by_id[1]
+
+@patch
 def _where(self:NbIndex, setting, paths=(), ids=None):
     "`passages(..., texts=False)`: only ids and paths, the notebooks' paths from what this process holds of `docs`"
     docs = self._docs(setting.key)
     if ids is None: return [StoredPassage(i, p, None, None, None, None) for p in paths if p in docs
                             for i, in self.db.execute('select id from passages where doc=? order by id', (docs[p].id,))]
-    ids,path = [int(i) for i in ids],{d.id:p for p,d in docs.items()}
+    ids,path = [int(i) for i in ids],self._paths_by_id(docs)
     res = {i:d for c in chunked(ids, 900) for i,d in self.db.execute(f"select id, doc from passages where id in ({','.join('?'*len(c))})", c)}
     return [StoredPassage(i, path[res[i]], None, None, None, None) for i in ids if res.get(i) in path]
 

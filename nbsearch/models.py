@@ -469,12 +469,55 @@ def embed(self:OnnxModel, texts:list, batch_size:int=32)->np.ndarray:
 def score(self:OnnxModel, q:str, texts:list, batch_size:int=32)->np.ndarray:
     "Relevance scores of (`q`, text) pairs, after the model's activation"
     if not len(texts): return np.zeros(0, dtype='float32')
-    return self._run(self.tok.encode_batch([(q, t) for t in texts]), batch_size)
+    encs = self._pairs(q, list(texts))  # the ids `tokenizers` gives, each word tokenized once per process
+    return self._run(self.tok.encode_batch([(q, t) for t in texts]) if encs is None else encs, batch_size)
 
 @patch
 def get_embedding_dimension(self:OnnxModel)->int:
     "The length of the embeddings, named as sentence-transformers names it"
     return self.dim
+
+# %% ../nbs/01_models.ipynb #pairs001
+from typing import NamedTuple
+
+class _Enc(NamedTuple):
+    "A pair's encoding, as much of a `tokenizers.Encoding` as `_run` reads"
+    ids:list; type_ids:list; attention_mask:list
+
+def _kept(n1:int, n2:int, m:int)->tuple:
+    "How many tokens of a pair of `n1` and `n2` tokens `tokenizers` keeps in `m`, cutting the longer first ('longest_first'; a tie cuts the first)"
+    if n1+n2<=m: return n1, n2
+    if min(n1, n2)<=m//2: return (n1, m-n1) if n1<n2 else (m-n2, n2)
+    return ((m+1)//2, m//2) if n1>n2 else (m//2, (m+1)//2)
+
+def _template(tk)->tuple|None:
+    "The ids of `[CLS]` and `[SEP]` when `tk` encodes a pair as BERT does (`[CLS] A [SEP] B [SEP]`, type ids 0 then 1), else `None`"
+    pp = json.loads(tk.to_str()).get('post_processor') or {}
+    if pp.get('type')=='BertProcessing': return pp['cls'][1], pp['sep'][1]
+    want = [('SpecialToken', 0), ('Sequence', 'A', 0), ('SpecialToken', 0), ('Sequence', 'B', 1), ('SpecialToken', 1)]
+    got = [(k, *([v['id']] if k=='Sequence' else []), v['type_id']) for o in pp.get('pair') or [] for k,v in o.items()]
+    if pp.get('type')!='TemplateProcessing' or got!=want: return None
+    sp,names = pp.get('special_tokens') or {},[next(iter(o.values()))['id'] for o in pp['pair'][::2]]
+    if any(len(sp.get(n, {}).get('ids', []))!=1 for n in names) or names[1]!=names[2]: return None
+    return sp[names[0]]['ids'][0], sp[names[1]]['ids'][0]
+
+@patch
+def _pairs(self:OnnxModel, q:str, texts:list)->list|None:
+    "The encodings `self.tok.encode_batch` gives pairs (`q`, text), built from `bert_tokens` (each word tokenized once per process); `None` for a tokenizer it does not reproduce"
+    if not hasattr(self, '_bt'):
+        from nbsearch.tokens import bert_tokens
+        self._bt,self._tmpl = bert_tokens(self.tok),_template(self.tok)
+    tr = self.tok.truncation
+    if self._bt is None or self._tmpl is None or self.tok.padding or not tr or tr['max_length']<8 or \
+       (tr['strategy'],tr['direction'],tr['stride'])!=('longest_first', 'right', 0): return None
+    t,(cls,sep),m = self._bt([q, *texts]),self._tmpl,tr['max_length']-3
+    ids,n = t.ids.tolist(),t.n.tolist()
+    qi,res,at = ids[:n[0]],[],n[0]
+    for k in n[1:]:
+        k1,k2 = _kept(n[0], k, m)
+        res.append(_Enc([cls, *qi[:k1], sep, *ids[at:at+k2], sep], [0]*(k1+2)+[1]*(k2+1), [1]*(k1+k2+3)))
+        at += k
+    return res
 
 # %% ../nbs/01_models.ipynb #578f53f0
 def _export_module(m, names:list, consts:dict):
