@@ -58,7 +58,8 @@ def _run(corpus, sizes, original, orig_queries, model):
             warm = timeit(lambda q: rank_nbs(q, root, model=m, k=10, index=ix), queries)
             print(f'nbsearch warm query: {warm*1000:.0f} ms (median of {len(queries)})')
             res[str(n)] = dict(build_s=build, warm_ms=warm*1000)
-            import nbsearch.search as S
+            try: import nbsearch.search as S  # an older checkout may not have it
+            except ImportError: S = None
             if getattr(S, 'deepen', None) is not None and (getattr(m, 'kind', None)=='cross' or 'Cross' in type(m).__name__):  # the same searches with the cross-encoder reading every shortlisted passage at once
                 was,S.deepen = S.deepen,None
                 try: flat = timeit(lambda q: rank_nbs(q, root, model=m, k=10, index=ix), queries)
@@ -75,9 +76,11 @@ def _run(corpus, sizes, original, orig_queries, model):
                 print(f'nbsearch warm query, ONNX on two threads: {warm2*1000:.0f} ms (median of {len(queries)})')
                 res[str(n)]['warm_2threads_ms'] = warm2*1000
             if n<=100:  # is stage 1 worth it on a small corpus? time the model scoring every passage instead
-                was,S.deepen = getattr(S, 'deepen', None),None  # a cross-encoder reads every passage in one round
+                was = getattr(S, 'deepen', None)
+                if was is not None: S.deepen = None  # a cross-encoder reads every passage in one round
                 try: full = timeit(lambda q: rank_nbs(q, root, model=m, k=10, index=ix, rerank=10**9), queries)
-                finally: S.deepen = was
+                finally:
+                    if was is not None: S.deepen = was
                 print(f'without stage 1 (the model scores every passage): {full*1000:.0f} ms')
             p = sorted(Path(root).rglob('*.ipynb'))[0]
             os.utime(p); p.write_text(p.read_text())  # touch one notebook: new mtime, same content
