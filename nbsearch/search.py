@@ -293,7 +293,7 @@ def xe_scores(q, m, ix, short, dense=None, progress=None, top=None):
     by = _by_nb(short)
     half = {p:len(v) if deepen is None else (len(v)+1)//2 for p,v in by.items()}
     _read([i for p,v in by.items() for i in v[:half[p]]])
-    best = sorted(by, key=lambda p: (-s[by[p]].max(), by[p][0]))[:max(deepen or 0, top or 0)]
+    best = sorted(by, key=lambda p: (-np.nan_to_num(s[by[p]], nan=-np.inf).max(), by[p][0]))[:max(deepen or 0, top or 0)]
     _read([i for p in best for i in by[p][half[p]:]])
     return s
 
@@ -369,7 +369,7 @@ def evidence(
     "Gather, per notebook of `short`, what `nb_scores` ranks it by, with its best-scoring passage"
     by_nb,qt = {},set(query_tokens(q))
     for c,s in zip(short, scores):
-        if s!=-np.inf: by_nb.setdefault(c.path, []).append((float(s), c))  # `-inf`: a passage the model did not read
+        if s>-np.inf: by_nb.setdefault(c.path, []).append((float(s), c))  # not `-inf` (a passage the model did not read) nor NaN (a model's broken score)
     lex = _best_lex(short if cands is None else cands)
     res = []
     for p,cs in by_nb.items():
