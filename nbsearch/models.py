@@ -504,9 +504,10 @@ def _template(tk)->tuple|None:
 @patch
 def _pairs(self:OnnxModel, q:str, texts:list)->list|None:
     "The encodings `self.tok.encode_batch` gives pairs (`q`, text), built from `bert_tokens` (each word tokenized once per process); `None` for a tokenizer it does not reproduce"
-    if not hasattr(self, '_bt'):
+    seen = (id(self.tok), self.tok.get_vocab_size(with_added_tokens=True))  # a tokenizer replaced, or given tokens, is read again
+    if getattr(self, '_bt_for', None)!=seen:
         from nbsearch.tokens import bert_tokens
-        self._bt,self._tmpl = bert_tokens(self.tok),_template(self.tok)
+        self._bt,self._tmpl,self._bt_for = bert_tokens(self.tok),_template(self.tok),seen
     tr = self.tok.truncation
     if self._bt is None or self._tmpl is None or self.tok.padding or not tr or tr['max_length']<8 or \
        (tr['strategy'],tr['direction'],tr['stride'])!=('longest_first', 'right', 0): return None

@@ -267,11 +267,11 @@ def shortlist(
 
 
 # %% ../nbs/05_search.ipynb #fa638fec
-def bm25_scores(q, m, ix, short, dense=None, progress=None, top=None):
+def bm25_scores(q, m, ix, short, dense=None, progress=None):
     "BM25 scores of passages `short` (0 for one the lexical leg did not find)"
     return np.array([c.lex_score or 0. for c in short], dtype='float32')
 
-def bi_scores(q, m, ix, short, dense=None, progress=None, top=None):
+def bi_scores(q, m, ix, short, dense=None, progress=None):
     "Cosine similarities of `q` and passages `short` by bi-encoder `m`: stage 1's when `m` was its model, else from embeddings cached per passage"
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
@@ -279,21 +279,29 @@ def bi_scores(q, m, ix, short, dense=None, progress=None, top=None):
 
 deepen = 10 # A cross-encoder reads the first half of each shortlisted notebook's passages, then the rest of the best `deepen` notebooks' (`None`: all at once)
 
+def _check_deepen(d):
+    if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d<0): raise ValueError(f"`nbsearch.search.deepen` must be `None` or an integer of 0 or more, not {d!r}")
+
+def _counted(s:np.ndarray)->np.ndarray:
+    "`s` with each score that is not a finite number (a broken model's NaN or infinity) as `-inf`, which counts for nothing"
+    return np.where(np.isfinite(s), s, -np.inf).astype('float32')
+
 def _by_nb(short)->dict:
     "`{path: [indices into short]}`, in the order of `short`"
     res = {}
     for i,c in enumerate(short): res.setdefault(c.path, []).append(i)
     return res
 
-def xe_scores(q, m, ix, short, dense=None, progress=None, top=None):
-    "Scores of (`q`, passage) pairs by cross-encoder `m`: the first half of each notebook's passages, then the rest of the `max(deepen, top)` best notebooks' (`-inf`: not scored)"
+def xe_scores(q, m, ix, short, dense=None, progress=None):
+    "Scores of (`q`, passage) pairs by cross-encoder `m`: the first half of each notebook's passages, then the rest of the `deepen` best notebooks' (`-inf`: not scored)"
+    _check_deepen(deepen)
     s = np.full(len(short), -np.inf, 'float32')
     def _read(idx):
         if idx: s[idx] = in_batches(partial(cross_scores, m, q), [short[i].text for i in idx], 'Scoring passages', progress, max(32, batch_size_for(m)))
     by = _by_nb(short)
     half = {p:len(v) if deepen is None else (len(v)+1)//2 for p,v in by.items()}
     _read([i for p,v in by.items() for i in v[:half[p]]])
-    best = sorted(by, key=lambda p: (-np.nan_to_num(s[by[p]], nan=-np.inf).max(), by[p][0]))[:max(deepen or 0, top or 0)]
+    best = sorted(by, key=lambda p: (-_counted(s[by[p]]).max(), by[p][0]))[:deepen]  # the same notebooks whatever the number of hits wanted
     _read([i for p in best for i in by[p][half[p]:]])
     return s
 
@@ -307,10 +315,12 @@ def score(
     short:list, # `Candidate`s from `shortlist`
     dense=None, # Stage 1's dense model, whose scores a bi-encoder can reuse
     progress:bool=None, # Show a progress bar while a model scores? By default, on a terminal, for work over 2 seconds
-    top:int=None, # Hits wanted: a cross-encoder reads every shortlisted passage of at least this many notebooks (see `deepen`)
-)->np.ndarray: # One score per passage, higher is better; `-inf` for a passage a cross-encoder left unread
+)->np.ndarray: # One score per passage, higher is better; `-inf` for a passage a cross-encoder left unread or a model scored NaN or infinite
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
-    return np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense, progress, top), dtype='float32')
+    s = np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense, progress), dtype='float32')
+    if n:=int((np.isnan(s) | np.isposinf(s)).sum()):
+        warnings.warn(f"{model_name(m)} gave {n} of {len(s)} passages a score that is not a finite number; they count for nothing", stacklevel=2)
+    return _counted(s)
 
 # %% ../nbs/05_search.ipynb #8add2d6a
 class NbEvidence(NamedTuple):
@@ -508,5 +518,5 @@ def rank_nbs(
         free = kind=='bm25' or (kind=='bi' and dm is m)  # the scores of every candidate are known already
         short = shortlist(cands, None if kind=='bm25' else n_nbs, None if free else n)
         if kind!='bm25' and not (free and all(c.dense_score is not None for c in short)): short = with_texts(ix, short)  # the model reads them
-        return rank(q, short, score(q, m, ix, short, dm, progress, k), shown, k, kind, cands, ix)
+        return rank(q, short, score(q, m, ix, short, dm, progress), shown, k, kind, cands, ix)
     return with_index(index, _search)
