@@ -8,8 +8,8 @@ Docs: https://nbsearch.github.io/nbsearch/models.html.md"""
 __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 'settings_path', 'default_model_name',
            'resolve_model', 'hub_reachable', 'model_kind', 'hub_note', 'tiny_cross_encoder', 'fingerprint',
            'load_model', 'is_cross', 'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'model_dim', 'on_gpu',
-           'batch_size_for', 'embed', 'cross_scores', 'OnnxModel', 'export_onnx', 'export_pending', 'hub_off',
-           'is_local', 'pick_model']
+           'batch_size_for', 'embed', 'cross_scores', 'cores', 'default_threads', 'OnnxModel', 'export_onnx',
+           'export_pending', 'hub_off', 'is_local', 'pick_model']
 
 # %% ../nbs/01_models.ipynb #35781a47
 import os, sys, json, time, shutil, hashlib, weakref, warnings, tempfile, importlib, importlib.util
@@ -418,9 +418,21 @@ def _onnx_dir(key:str)->Path: return xdg_cache_home()/'nbsearch'/'onnx'/key
 
 _onnx_feeds = {'input_ids': 'ids', 'attention_mask': 'attention_mask', 'token_type_ids': 'type_ids'}  # ONNX input: `tokenizers.Encoding` attribute
 
+def cores()->int:
+    "The CPU cores this process may run on"
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+def default_threads()->int:
+    "Batches an ONNX model runs at once on a CPU: `NBSEARCH_THREADS`, else the cores, up to 4"
+    v = os.environ.get('NBSEARCH_THREADS', '').strip()
+    if not v: return min(4, cores())
+    if not v.isdigit() or int(v)<1: raise ValueError(f"NBSEARCH_THREADS must be a positive integer, not {v!r}")
+    return int(v)
+
 class OnnxModel:
     "A sentence-transformers model exported to ONNX (by `export_onnx`), run with `onnxruntime` and `tokenizers`, without torch"
-    def __init__(self, path, device:str=None, name:str=None, threads:int=None):
+    def __init__(self, path, device:str=None, name:str=None,
+                 threads:int=None): # Batches run at once on a CPU, each on a thread of its own (default: `default_threads`)
         import onnxruntime as ort
         from tokenizers import Tokenizer
         self.path,meta = Path(path),_load_json(Path(path)/'nbsearch.json')
@@ -429,9 +441,15 @@ class OnnxModel:
         self.tok = Tokenizer.from_file(str(self.path/'tokenizer.json'))
         self.tok.no_padding(); self.tok.enable_truncation(self.max_seq_length)
         so = ort.SessionOptions()
-        so.intra_op_num_threads,so.log_severity_level = threads or int(os.environ.get('NBSEARCH_THREADS', 1)),3
+        so.intra_op_num_threads,so.inter_op_num_threads,so.log_severity_level = 1,1,3  # a batch runs on the thread that calls `run`
         cuda = str(device or 'cuda').startswith('cuda') and 'CUDAExecutionProvider' in ort.get_available_providers()
         self.sess = ort.InferenceSession(str(self.path/'model.onnx'), so, providers=['CUDAExecutionProvider']*cuda+['CPUExecutionProvider'])
+        self.threads,self.batch_size = (1, 256) if cuda else (default_threads() if threads is None else threads, 4)  # a GPU wants big batches; a CPU, small ones
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads<1: raise ValueError(f"`threads` must be a positive integer, not {threads!r}")
+        self._ex = None
+        if self.threads>1:
+            from concurrent.futures import ThreadPoolExecutor
+            self._ex = ThreadPoolExecutor(self.threads, thread_name_prefix='nbsearch-onnx')
     __repr__ = lambda self: f"OnnxModel({self.kind}-encoder {self.name!r}, key {self.key})"
 
 # %% ../nbs/01_models.ipynb #34f69967
@@ -445,28 +463,30 @@ def offsets(self:OnnxModel, texts:list)->list:
 
 # %% ../nbs/01_models.ipynb #2248f450
 @patch
-def _run(self:OnnxModel, encs:list, batch_size:int=32)->np.ndarray:
-    "The model's output for tokenized inputs `encs`, run in batches of similar length, in the order of `encs`"
-    order,outs = np.argsort([-len(e.ids) for e in encs], kind='stable'),[]
-    for i in range(0, len(order), batch_size):
-        b = [encs[j] for j in order[i:i+batch_size]]
+def _run(self:OnnxModel, encs:list, batch_size:int=None)->np.ndarray:
+    "The model's output for tokenized inputs `encs`, in batches of similar length (`batch_size`, default `self.batch_size`) run `self.threads` at once, in the order of `encs`"
+    order,bs = np.argsort([-len(e.ids) for e in encs], kind='stable'),batch_size or self.batch_size
+    def _one(idx):
+        b = [encs[j] for j in idx]
         n = max(len(e.ids) for e in b)
         pad = lambda a,v: np.array([x+[v]*(n-len(x)) for x in (getattr(e, a) for e in b)], dtype='int64')
-        outs.append(self.sess.run(None, {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0])
-    res = np.concatenate(outs).astype('float32')
-    res[order] = res.copy()
+        return self.sess.run(None, {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0]
+    chunks = [order[i:i+bs] for i in range(0, len(order), bs)]  # the same batches however many run at once: the same outputs
+    outs = list(self._ex.map(_one, chunks)) if self._ex and len(chunks)>1 else [_one(c) for c in chunks]
+    res = np.empty((len(encs), *outs[0].shape[1:]), 'float32')
+    res[order] = np.concatenate(outs)
     return res
 
 # %% ../nbs/01_models.ipynb #131b8ad7
 @patch
-def embed(self:OnnxModel, texts:list, batch_size:int=32)->np.ndarray:
+def embed(self:OnnxModel, texts:list, batch_size:int=None)->np.ndarray:
     "Unit-length float32 embeddings of `texts`"
     if not len(texts): return np.zeros((0, self.dim), dtype='float32')
     e = self._run(self.tok.encode_batch(list(texts)), batch_size)
     return e/np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 @patch
-def score(self:OnnxModel, q:str, texts:list, batch_size:int=32)->np.ndarray:
+def score(self:OnnxModel, q:str, texts:list, batch_size:int=None)->np.ndarray:
     "Relevance scores of (`q`, text) pairs, after the model's activation"
     if not len(texts): return np.zeros(0, dtype='float32')
     encs = self._pairs(q, list(texts))  # the ids `tokenizers` gives, each word tokenized once per process

@@ -11,7 +11,7 @@ __all__ = ['deepen', 'scorers', 'bm25_weight', 'Hit', 'Hits', 'model_kind_of', '
            'filter_paths', 'rank_nbs']
 
 # %% ../nbs/05_search.ipynb #6dda19af
-import os, warnings
+import os, warnings, contextlib
 from html import escape
 from typing import NamedTuple
 from urllib.parse import quote
@@ -136,6 +136,20 @@ def passage_filter(
     return PassageFilter(cell_type, tuple(dict.fromkeys(t.strip() for t in ts or [])), bool(errors))
 
 # %% ../nbs/05_search.ipynb #78fc2a4b
+_blas = None # threadpoolctl's view of numpy's BLAS, once looked up (`False`: not to be had)
+
+def _one_blas_thread():
+    "A context in which numpy's BLAS runs on the calling thread alone"
+    global _blas
+    if _blas is None:
+        try: from threadpoolctl import ThreadpoolController; _blas = ThreadpoolController()
+        except Exception: _blas = False  # no threadpoolctl (it comes with sentence-transformers): BLAS as it is
+    return _blas.limit(limits=1, user_api='blas') if _blas else contextlib.nullcontext()
+
+def _dot(vecs:np.ndarray, v:np.ndarray)->np.ndarray:
+    "`vecs @ v` on this thread alone: BLAS's own threads would go on spinning, after the product, on the cores a cross-encoder runs on next"
+    with _one_blas_thread(): return vecs @ v
+
 def dense_ranking(
     q:str, # The query
     dm, # The dense leg's model (a bi-encoder)
@@ -147,7 +161,7 @@ def dense_ranking(
     "The passages of `paths` ranked by similarity to `q` by embedding model `dm` (passages embedded once, and stored)"
     e = ix.embeddings(dm, model_key(dm), setting, paths, progress, name=model_name(dm))
     if not len(e.ids): return []
-    s = e.vecs @ embed(dm, [q])[0]
+    s = _dot(e.vecs, embed(dm, [q])[0])
     order = np.lexsort((np.arange(len(s)), -s))  # ties: by notebook order, then passage order
     return list(zip(np.asarray(e.ids)[order].tolist(), s[order].tolist()))
 
@@ -178,7 +192,7 @@ def _dense_leg(q, dm, ix, setting, paths, lex_ids, depth, progress=None, only=No
     "The dense leg's `{id: (rank, score)}` for its best `depth` passages (among ids `only`, if given) and for `lex_ids`, and the ids of those best, best first (as `dense_ranking` orders them)"
     e = ix.embeddings(dm, model_key(dm), setting, paths, progress, name=model_name(dm))
     if not len(e.ids): return {}, []
-    s = e.vecs @ embed(dm, [q])[0]
+    s = _dot(e.vecs, embed(dm, [q])[0])
     if only is not None: s = np.where(np.isin(e.ids, only), s, -np.inf)  # a passage the filters leave out ranks after every other
     top = _top(s, depth if only is None else min(depth, int(np.isfinite(s).sum())))  # ties: by notebook order, then passage order
     res = dict(zip(e.ids[top].tolist(), zip(range(len(top)), s[top].tolist())))
@@ -275,7 +289,7 @@ def bi_scores(q, m, ix, short, dense=None, progress=None):
     "Cosine similarities of `q` and passages `short` by bi-encoder `m`: stage 1's when `m` was its model, else from embeddings cached per passage"
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
-    return ix.passage_vecs(m, model_key(m), short, name=model_name(m), progress=progress) @ embed(m, [q])[0]
+    return _dot(ix.passage_vecs(m, model_key(m), short, name=model_name(m), progress=progress), embed(m, [q])[0])
 
 deepen = 10 # A cross-encoder reads the first half of each shortlisted notebook's passages, then the rest of the best `deepen` notebooks' (`None`: all at once)
 
