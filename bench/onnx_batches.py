@@ -40,7 +40,7 @@ def main(
                 return o
             settings = {'batch 32, 1 thread (old)': (mk(1), 32), 'batch 32, onnxruntime 2 threads': (mk(1, 2), 32),
                         'batch 8, 1 thread': (mk(1), 8), 'batch 4, 1 thread': (mk(1), 4), 'batch 16, 2 at once': (mk(2), 16),
-                        'batch 8, 2 at once (new)': (mk(2), 8), 'batch 4, 2 at once': (mk(2), 4)}
+                        'batch 8, 2 at once': (mk(2), 8), 'batch 4, 2 at once (new)': (mk(2), 4)}
             ts = {k:[] for k in settings}
             for r in range(reps):
                 texts = list(rng.choice(ps, n))

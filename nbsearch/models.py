@@ -12,7 +12,7 @@ __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 's
            'export_pending', 'hub_off', 'is_local', 'pick_model']
 
 # %% ../nbs/01_models.ipynb #35781a47
-import os, sys, json, time, shutil, hashlib, weakref, warnings, tempfile, importlib, importlib.util
+import os, re, sys, json, math, time, shutil, hashlib, weakref, warnings, tempfile, importlib, importlib.util
 import numpy as np
 from contextlib import contextmanager
 from fastcore.utils import *
@@ -418,15 +418,22 @@ def _onnx_dir(key:str)->Path: return xdg_cache_home()/'nbsearch'/'onnx'/key
 
 _onnx_feeds = {'input_ids': 'ids', 'attention_mask': 'attention_mask', 'token_type_ids': 'type_ids'}  # ONNX input: `tokenizers.Encoding` attribute
 
+def _quota()->float|None:
+    "The CPUs a cgroup v2 quota (`docker --cpus`) allows this process, if one is set"
+    try: q,p = Path('/sys/fs/cgroup/cpu.max').read_text().split()[:2]
+    except (OSError, ValueError): return None
+    return int(q)/int(p) if q.isdigit() and p.isdigit() and int(p) else None
+
 def cores()->int:
-    "The CPU cores this process may run on"
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    "The CPU cores this process may run on: those it is allowed, no more than a cgroup quota grants"
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    return max(1, min(n, math.ceil(q))) if (q := _quota()) else n
 
 def default_threads()->int:
     "Batches an ONNX model runs at once on a CPU: `NBSEARCH_THREADS`, else the cores, up to 4"
     v = os.environ.get('NBSEARCH_THREADS', '').strip()
     if not v: return min(4, cores())
-    if not v.isdigit() or int(v)<1: raise ValueError(f"NBSEARCH_THREADS must be a positive integer, not {v!r}")
+    if not re.fullmatch('[0-9]{1,4}', v) or int(v)<1: raise ValueError(f"NBSEARCH_THREADS must be a whole number from 1 to 9999, not {v!r}")
     return int(v)
 
 class OnnxModel:
@@ -442,14 +449,12 @@ class OnnxModel:
         self.tok.no_padding(); self.tok.enable_truncation(self.max_seq_length)
         so = ort.SessionOptions()
         so.intra_op_num_threads,so.inter_op_num_threads,so.log_severity_level = 1,1,3  # a batch runs on the thread that calls `run`
+        threads = default_threads() if threads is None else threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads<1: raise ValueError(f"`threads` must be a positive integer, not {threads!r}")
         cuda = str(device or 'cuda').startswith('cuda') and 'CUDAExecutionProvider' in ort.get_available_providers()
         self.sess = ort.InferenceSession(str(self.path/'model.onnx'), so, providers=['CUDAExecutionProvider']*cuda+['CPUExecutionProvider'])
-        self.threads,self.batch_size = (1, 256) if cuda else (default_threads() if threads is None else threads, 4)  # a GPU wants big batches; a CPU, small ones
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads<1: raise ValueError(f"`threads` must be a positive integer, not {threads!r}")
-        self._ex = None
-        if self.threads>1:
-            from concurrent.futures import ThreadPoolExecutor
-            self._ex = ThreadPoolExecutor(self.threads, thread_name_prefix='nbsearch-onnx')
+        self.threads,self.batch_size = (1, 256) if cuda else (threads, 4)  # a GPU wants big batches; a CPU, small ones
+        self._ex,self._ex_pid = None,None
     __repr__ = lambda self: f"OnnxModel({self.kind}-encoder {self.name!r}, key {self.key})"
 
 # %% ../nbs/01_models.ipynb #34f69967
@@ -462,6 +467,18 @@ def offsets(self:OnnxModel, texts:list)->list:
     return self._offs(texts)
 
 # %% ../nbs/01_models.ipynb #2248f450
+import threading
+_pool_lock = threading.Lock()
+
+@patch
+def _pool(self:OnnxModel):
+    "The threads that run batches at once: made on first use, and again in a process forked since (whose copy has no threads)"
+    with _pool_lock:
+        if self._ex is None or self._ex_pid!=os.getpid():
+            from concurrent.futures import ThreadPoolExecutor
+            self._ex,self._ex_pid = ThreadPoolExecutor(self.threads, thread_name_prefix='nbsearch-onnx'),os.getpid()
+        return self._ex
+
 @patch
 def _run(self:OnnxModel, encs:list, batch_size:int=None)->np.ndarray:
     "The model's output for tokenized inputs `encs`, in batches of similar length (`batch_size`, default `self.batch_size`) run `self.threads` at once, in the order of `encs`"
@@ -472,7 +489,7 @@ def _run(self:OnnxModel, encs:list, batch_size:int=None)->np.ndarray:
         pad = lambda a,v: np.array([x+[v]*(n-len(x)) for x in (getattr(e, a) for e in b)], dtype='int64')
         return self.sess.run(None, {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0]
     chunks = [order[i:i+bs] for i in range(0, len(order), bs)]  # the same batches however many run at once: the same outputs
-    outs = list(self._ex.map(_one, chunks)) if self._ex and len(chunks)>1 else [_one(c) for c in chunks]
+    outs = list(self._pool().map(_one, chunks)) if self.threads>1 and len(chunks)>1 else [_one(c) for c in chunks]
     res = np.empty((len(encs), *outs[0].shape[1:]), 'float32')
     res[order] = np.concatenate(outs)
     return res
@@ -524,10 +541,10 @@ def _template(tk)->tuple|None:
 @patch
 def _pairs(self:OnnxModel, q:str, texts:list)->list|None:
     "The encodings `self.tok.encode_batch` gives pairs (`q`, text), built from `bert_tokens` (each word tokenized once per process); `None` for a tokenizer it does not reproduce"
-    seen = (id(self.tok), self.tok.get_vocab_size(with_added_tokens=True))  # a tokenizer replaced, or given tokens, is read again
-    if getattr(self, '_bt_for', None)!=seen:
+    n = self.tok.get_vocab_size(with_added_tokens=True)  # a tokenizer replaced, or given tokens, is read again (not one changed in place)
+    if getattr(self, '_bt_tok', None) is not self.tok or self._bt_n!=n:
         from nbsearch.tokens import bert_tokens
-        self._bt,self._tmpl,self._bt_for = bert_tokens(self.tok),_template(self.tok),seen
+        self._bt,self._tmpl,self._bt_tok,self._bt_n = bert_tokens(self.tok),_template(self.tok),self.tok,n
     tr = self.tok.truncation
     if self._bt is None or self._tmpl is None or self.tok.padding or not tr or tr['max_length']<8 or \
        (tr['strategy'],tr['direction'],tr['stride'])!=('longest_first', 'right', 0): return None
@@ -635,6 +652,7 @@ def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bo
         if strict: raise ModelLoadError("onnxruntime is not installed: pip install 'nbsearch[onnx]'")
         return None
     if failed and not strict and _gave_up(failed): return None
+    default_threads()  # a bad NBSEARCH_THREADS is the user's to fix, not a failed export
     try:
         if not (key and (_onnx_dir(key)/'nbsearch.json').exists()):
             if later and not strict: _later[(name, device)] = shown; return None

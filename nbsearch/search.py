@@ -11,7 +11,7 @@ __all__ = ['deepen', 'scorers', 'bm25_weight', 'Hit', 'Hits', 'model_kind_of', '
            'filter_paths', 'rank_nbs']
 
 # %% ../nbs/05_search.ipynb #6dda19af
-import os, warnings, contextlib
+import os, numbers, warnings, contextlib
 from html import escape
 from typing import NamedTuple
 from urllib.parse import quote
@@ -136,18 +136,32 @@ def passage_filter(
     return PassageFilter(cell_type, tuple(dict.fromkeys(t.strip() for t in ts or [])), bool(errors))
 
 # %% ../nbs/05_search.ipynb #78fc2a4b
-_blas = None # threadpoolctl's view of numpy's BLAS, once looked up (`False`: not to be had)
+import threading
+_blas = dict(ctl=None, lock=threading.Lock(), users=0, limiter=None) # threadpoolctl's view of numpy's BLAS (`False`: not to be had), and the limit in force
 
+@contextlib.contextmanager
 def _one_blas_thread():
-    "A context in which numpy's BLAS runs on the calling thread alone"
-    global _blas
-    if _blas is None:
-        try: from threadpoolctl import ThreadpoolController; _blas = ThreadpoolController()
-        except Exception: _blas = False  # no threadpoolctl (it comes with sentence-transformers): BLAS as it is
-    return _blas.limit(limits=1, user_api='blas') if _blas else contextlib.nullcontext()
+    "A context in which numpy's BLAS runs on one thread, in the whole process: the first thread to enter sets the limit, the last to leave restores what was"
+    b = _blas
+    with b['lock']:
+        if b['ctl'] is None:
+            try: from threadpoolctl import ThreadpoolController; b['ctl'] = ThreadpoolController()
+            except Exception: b['ctl'] = False  # no threadpoolctl (it comes with scikit-learn, with sentence-transformers): BLAS as it is
+        if b['users']==0 and b['ctl']:
+            try: b['limiter'] = b['ctl'].limit(limits=1, user_api='blas')
+            except Exception: b['ctl'] = False  # a BLAS that cannot be limited: as it is
+        b['users'] += 1
+    try: yield
+    finally:
+        with b['lock']:
+            b['users'] -= 1
+            if b['users']==0 and b['limiter'] is not None:
+                try: b['limiter'].restore_original_limits()
+                except Exception: pass
+                b['limiter'] = None
 
 def _dot(vecs:np.ndarray, v:np.ndarray)->np.ndarray:
-    "`vecs @ v` on this thread alone: BLAS's own threads would go on spinning, after the product, on the cores a cross-encoder runs on next"
+    "`vecs @ v` with BLAS on one thread: BLAS's own threads would go on spinning, after the product, on the cores a cross-encoder runs on next"
     with _one_blas_thread(): return vecs @ v
 
 def dense_ranking(
@@ -294,7 +308,7 @@ def bi_scores(q, m, ix, short, dense=None, progress=None):
 deepen = 10 # A cross-encoder reads the first half of each shortlisted notebook's passages, then the rest of the best `deepen` notebooks' (`None`: all at once)
 
 def _check_deepen(d):
-    if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d<0): raise ValueError(f"`nbsearch.search.deepen` must be `None` or an integer of 0 or more, not {d!r}")
+    if d is not None and (isinstance(d, bool) or not isinstance(d, numbers.Integral) or d<0): raise ValueError(f"`nbsearch.search.deepen` must be `None` or an integer of 0 or more, not {d!r}")
 
 def _counted(s:np.ndarray)->np.ndarray:
     "`s` with each score that is not a finite number (a broken model's NaN or infinity) as `-inf`, which counts for nothing"
@@ -333,7 +347,7 @@ def score(
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
     s = np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense, progress), dtype='float32')
     if n:=int((np.isnan(s) | np.isposinf(s)).sum()):
-        warnings.warn(f"{model_name(m)} gave {n} of {len(s)} passages a score that is not a finite number; they count for nothing", stacklevel=2)
+        warnings.warn(f"{model_name(m)} gave {n} of the {int((~np.isneginf(s)).sum())} passages it read a score that is not a finite number (NaN or infinity); they count for nothing", stacklevel=2)
     return _counted(s)
 
 # %% ../nbs/05_search.ipynb #8add2d6a

@@ -228,3 +228,37 @@ def test_rank_nbs_takes_model_names(tmp_path):
     bm = rank_nbs('free a busy port', corpus, model='BM25', index=False)
     assert bm and str(bm[0].path).endswith('ports.ipynb') and bm.attrgot('score')==rank_nbs('free a busy port', corpus, model=None, index=False).attrgot('score')
     assert str(rank_nbs('free a busy port', corpus, model='all-MiniLM-L6-v2', index=False, k=1)[0].path).endswith('ports.ipynb')
+
+def test_a_forked_process_runs_batches_at_once_too(xdg, tiny):
+    "A process forked after the model ran (`multiprocessing`, `fastcore.parallel`) makes its own threads, and gets the same scores"
+    import signal
+    o,ts = OnnxModel(load_model(tiny, backend='onnx').path, threads=2),[t*(i%5+1) for i,t in enumerate(texts*3)]
+    want = o.score('which port', ts)  # the pool's threads exist in this process only
+    r,w = os.pipe()
+    if (pid := os.fork())==0:
+        try: signal.alarm(60); os.close(r); os.write(w, o.score('which port', ts).tobytes())
+        finally: os._exit(0)
+    os.close(w); got = b''
+    while (b := os.read(r, 1<<16)): got += b
+    os.close(r); os.waitpid(pid, 0)
+    assert np.array_equal(np.frombuffer(got, 'float32'), want)
+
+def test_a_bad_thread_count_is_an_error_not_a_failed_export(xdg, tiny, monkeypatch):
+    "`NBSEARCH_THREADS` that is not a whole number stops loading with a clear error, and leaves no `.failed` note behind"
+    load_model(tiny, backend='onnx')
+    for v in ('abc', '0', '٣', '1.5'):
+        monkeypatch.setenv('NBSEARCH_THREADS', v)
+        with pytest.raises(ValueError, match='NBSEARCH_THREADS'): load_model(str(tiny))
+    assert not list(Path(xdg, 'nbsearch', 'onnx').glob('*.failed'))
+    monkeypatch.setenv('NBSEARCH_THREADS', '2')
+    assert type(load_model(str(tiny))).__name__=='OnnxModel'
+
+def test_a_replaced_tokenizer_is_read_again(xdg, tiny):
+    "`_pairs` notices a new tokenizer even where Python gives it the id of the one it replaced"
+    from tokenizers import Tokenizer
+    o = load_model(tiny, backend='onnx')
+    for lower in (False, True, False, True):
+        t = json.loads(o.tok.to_str()); t['normalizer']['lowercase'] = lower
+        o.tok = Tokenizer.from_str(json.dumps(t)); o.tok.no_padding(); o.tok.enable_truncation(o.max_seq_length)
+        q,ps = 'Which PORT', ['Kill The Process', 'PORT 8000']
+        assert [e.ids for e in o._pairs(q, ps)]==[e.ids for e in o.tok.encode_batch([(q, p) for p in ps])]
