@@ -12,7 +12,7 @@ __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 's
            'export_pending', 'hub_off', 'is_local', 'pick_model']
 
 # %% ../nbs/01_models.ipynb #35781a47
-import os, re, sys, json, math, time, shutil, hashlib, weakref, warnings, tempfile, importlib, importlib.util
+import os, re, sys, json, math, time, numbers, shutil, hashlib, weakref, warnings, tempfile, importlib, importlib.util
 import numpy as np
 from contextlib import contextmanager
 from fastcore.utils import *
@@ -419,7 +419,7 @@ def _onnx_dir(key:str)->Path: return xdg_cache_home()/'nbsearch'/'onnx'/key
 _onnx_feeds = {'input_ids': 'ids', 'attention_mask': 'attention_mask', 'token_type_ids': 'type_ids'}  # ONNX input: `tokenizers.Encoding` attribute
 
 def _quota()->float|None:
-    "The CPUs a cgroup v2 quota (`docker --cpus`) allows this process, if one is set"
+    "The CPUs a cgroup v2 quota (`docker --cpus`) allows, as the process sees it at its cgroup root (a container's); `None` for none, or cgroup v1"
     try: q,p = Path('/sys/fs/cgroup/cpu.max').read_text().split()[:2]
     except (OSError, ValueError): return None
     return int(q)/int(p) if q.isdigit() and p.isdigit() and int(p) else None
@@ -450,10 +450,10 @@ class OnnxModel:
         so = ort.SessionOptions()
         so.intra_op_num_threads,so.inter_op_num_threads,so.log_severity_level = 1,1,3  # a batch runs on the thread that calls `run`
         threads = default_threads() if threads is None else threads
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads<1: raise ValueError(f"`threads` must be a positive integer, not {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads<1: raise ValueError(f"`threads` must be a positive integer, not {threads!r}")
         cuda = str(device or 'cuda').startswith('cuda') and 'CUDAExecutionProvider' in ort.get_available_providers()
         self.sess = ort.InferenceSession(str(self.path/'model.onnx'), so, providers=['CUDAExecutionProvider']*cuda+['CPUExecutionProvider'])
-        self.threads,self.batch_size = (1, 256) if cuda else (threads, 4)  # a GPU wants big batches; a CPU, small ones
+        self.threads,self.batch_size = (1, 256) if cuda else (int(threads), 4)  # a GPU wants big batches; a CPU, small ones
         self._ex,self._ex_pid = None,None
     __repr__ = lambda self: f"OnnxModel({self.kind}-encoder {self.name!r}, key {self.key})"
 
@@ -651,8 +651,8 @@ def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bo
     if importlib.util.find_spec('onnxruntime') is None:  # not an export that failed: nothing to remember
         if strict: raise ModelLoadError("onnxruntime is not installed: pip install 'nbsearch[onnx]'")
         return None
-    if failed and not strict and _gave_up(failed): return None
     default_threads()  # a bad NBSEARCH_THREADS is the user's to fix, not a failed export
+    if failed and not strict and _gave_up(failed): return None
     try:
         if not (key and (_onnx_dir(key)/'nbsearch.json').exists()):
             if later and not strict: _later[(name, device)] = shown; return None

@@ -11,7 +11,7 @@ __all__ = ['deepen', 'scorers', 'bm25_weight', 'Hit', 'Hits', 'model_kind_of', '
            'filter_paths', 'rank_nbs']
 
 # %% ../nbs/05_search.ipynb #6dda19af
-import os, numbers, warnings, contextlib
+import os, numbers, warnings
 from html import escape
 from typing import NamedTuple
 from urllib.parse import quote
@@ -136,33 +136,9 @@ def passage_filter(
     return PassageFilter(cell_type, tuple(dict.fromkeys(t.strip() for t in ts or [])), bool(errors))
 
 # %% ../nbs/05_search.ipynb #78fc2a4b
-import threading
-_blas = dict(ctl=None, lock=threading.Lock(), users=0, limiter=None) # threadpoolctl's view of numpy's BLAS (`False`: not to be had), and the limit in force
-
-@contextlib.contextmanager
-def _one_blas_thread():
-    "A context in which numpy's BLAS runs on one thread, in the whole process: the first thread to enter sets the limit, the last to leave restores what was"
-    b = _blas
-    with b['lock']:
-        if b['ctl'] is None:
-            try: from threadpoolctl import ThreadpoolController; b['ctl'] = ThreadpoolController()
-            except Exception: b['ctl'] = False  # no threadpoolctl (it comes with scikit-learn, with sentence-transformers): BLAS as it is
-        if b['users']==0 and b['ctl']:
-            try: b['limiter'] = b['ctl'].limit(limits=1, user_api='blas')
-            except Exception: b['ctl'] = False  # a BLAS that cannot be limited: as it is
-        b['users'] += 1
-    try: yield
-    finally:
-        with b['lock']:
-            b['users'] -= 1
-            if b['users']==0 and b['limiter'] is not None:
-                try: b['limiter'].restore_original_limits()
-                except Exception: pass
-                b['limiter'] = None
-
 def _dot(vecs:np.ndarray, v:np.ndarray)->np.ndarray:
-    "`vecs @ v` with BLAS on one thread: BLAS's own threads would go on spinning, after the product, on the cores a cross-encoder runs on next"
-    with _one_blas_thread(): return vecs @ v
+    "`vecs @ v` on this thread, without BLAS: BLAS's threads go on spinning after a product, on the cores a cross-encoder runs on next"
+    return np.einsum('ij,j->i', vecs, v)
 
 def dense_ranking(
     q:str, # The query
@@ -347,7 +323,7 @@ def score(
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
     s = np.asarray(scorers[model_kind_of(m)](q, m, ix, short, dense, progress), dtype='float32')
     if n:=int((np.isnan(s) | np.isposinf(s)).sum()):
-        warnings.warn(f"{model_name(m)} gave {n} of the {int((~np.isneginf(s)).sum())} passages it read a score that is not a finite number (NaN or infinity); they count for nothing", stacklevel=2)
+        warnings.warn(f"{model_name(m)} gave {n} of the {int((~np.isneginf(s)).sum())} passages it read a score that is NaN or +inf; they count for nothing", stacklevel=2)
     return _counted(s)
 
 # %% ../nbs/05_search.ipynb #8add2d6a

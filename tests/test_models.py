@@ -230,7 +230,7 @@ def test_rank_nbs_takes_model_names(tmp_path):
     assert str(rank_nbs('free a busy port', corpus, model='all-MiniLM-L6-v2', index=False, k=1)[0].path).endswith('ports.ipynb')
 
 def test_a_forked_process_runs_batches_at_once_too(xdg, tiny):
-    "A process forked after the model ran (`multiprocessing`, `fastcore.parallel`) makes its own threads, and gets the same scores"
+    "A process forked after the model ran (`multiprocessing`, `fastcore.parallel`) makes its own threads, and gets the same scores (it leaves with `os._exit`, as `multiprocessing`'s workers do: a normal exit hangs, see `OnnxModel`)"
     import signal
     o,ts = OnnxModel(load_model(tiny, backend='onnx').path, threads=2),[t*(i%5+1) for i,t in enumerate(texts*3)]
     want = o.score('which port', ts)  # the pool's threads exist in this process only
