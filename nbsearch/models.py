@@ -12,7 +12,7 @@ __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 's
            'export_pending', 'hub_off', 'is_local', 'pick_model']
 
 # %% ../nbs/01_models.ipynb #35781a47
-import os, re, sys, json, math, time, numbers, shutil, hashlib, weakref, warnings, tempfile, importlib, importlib.util
+import os, re, sys, json, math, time, numbers, shutil, threading, hashlib, weakref, warnings, tempfile, importlib, importlib.util
 import numpy as np
 from contextlib import contextmanager
 from fastcore.utils import *
@@ -467,7 +467,6 @@ def offsets(self:OnnxModel, texts:list)->list:
     return self._offs(texts)
 
 # %% ../nbs/01_models.ipynb #2248f450
-import threading
 _pool_lock = threading.Lock()
 
 @patch

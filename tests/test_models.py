@@ -254,7 +254,7 @@ def test_a_bad_thread_count_is_an_error_not_a_failed_export(xdg, tiny, monkeypat
     assert type(load_model(str(tiny))).__name__=='OnnxModel'
 
 def test_a_replaced_tokenizer_is_read_again(xdg, tiny):
-    "`_pairs` notices a new tokenizer even where Python gives it the id of the one it replaced"
+    "`_pairs` notices each new tokenizer (compared by identity: Python may give a new one the `id` of the one it replaced)"
     from tokenizers import Tokenizer
     o = load_model(tiny, backend='onnx')
     for lower in (False, True, False, True):
