@@ -442,6 +442,7 @@ class OnnxModel:
                  threads:int=None): # Batches run at once on a CPU, each on a thread of its own (default: `default_threads`)
         import onnxruntime as ort
         from tokenizers import Tokenizer
+        _fork_exits()  # a child forked from now on can exit normally
         self.path,meta = Path(path),_load_json(Path(path)/'nbsearch.json')
         self.kind,self.name,self.key,self.tok_key,self.max_seq_length = meta['kind'],meta['name'],meta['key'],meta['tok_key'],meta['max_seq_length']
         self.inputs,self.dim,self.pad_id,self.name = meta['inputs'],meta['dim'],meta['pad_id'],name or self.name
@@ -492,6 +493,25 @@ def _run(self:OnnxModel, encs:list, batch_size:int=None)->np.ndarray:
     res = np.empty((len(encs), *outs[0].shape[1:]), 'float32')
     res[order] = np.concatenate(outs)
     return res
+
+# %% ../nbs/01_models.ipynb #forkx001
+_on_exit = None  # glibc's `on_exit`, once `_fork_exits` found it
+
+def _exit_now():
+    "In a child just forked: end its exit with `_exit`, after Python's own, before the C exit handlers copied from the parent"
+    _on_exit(_exit_addr, None)
+
+def _fork_exits():
+    "Let children forked from this process from now on exit normally (where glibc's `on_exit` is: Linux); once a process"
+    global _on_exit,_exit_addr
+    if _on_exit is not None or not hasattr(os, 'register_at_fork'): return
+    import ctypes
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, 'on_exit'): return  # not glibc (macOS, musl): nothing changes
+    f,_exit_addr = libc.on_exit,ctypes.cast(libc._exit, ctypes.c_void_p)
+    f.argtypes,f.restype = (ctypes.c_void_p, ctypes.c_void_p),ctypes.c_int
+    os.register_at_fork(after_in_child=_exit_now)
+    _on_exit = f
 
 # %% ../nbs/01_models.ipynb #131b8ad7
 @patch

@@ -230,7 +230,7 @@ def test_rank_nbs_takes_model_names(tmp_path):
     assert str(rank_nbs('free a busy port', corpus, model='all-MiniLM-L6-v2', index=False, k=1)[0].path).endswith('ports.ipynb')
 
 def test_a_forked_process_runs_batches_at_once_too(xdg, tiny):
-    "A process forked after the model ran (`multiprocessing`, `fastcore.parallel`) makes its own threads, and gets the same scores (it leaves with `os._exit`, as `multiprocessing`'s workers do: a normal exit hangs, see `OnnxModel`)"
+    "A process forked after the model ran (`multiprocessing`, `fastcore.parallel`) makes its own threads, and gets the same scores (it leaves with `os._exit`, so that a fork of pytest runs no more of pytest)"
     import signal
     o,ts = OnnxModel(load_model(tiny, backend='onnx').path, threads=2),[t*(i%5+1) for i,t in enumerate(texts*3)]
     want = o.score('which port', ts)  # the pool's threads exist in this process only
@@ -242,6 +242,31 @@ def test_a_forked_process_runs_batches_at_once_too(xdg, tiny):
     while (b := os.read(r, 1<<16)): got += b
     os.close(r); os.waitpid(pid, 0)
     assert np.array_equal(np.frombuffer(got, 'float32'), want)
+
+fork_exit = """
+import os, sys, time, atexit
+from nbsearch.models import OnnxModel
+path,parent,child,code,wait = sys.argv[1],sys.argv[2]=='1',sys.argv[3]=='1',int(sys.argv[4]),float(sys.argv[5])
+o,ts = OnnxModel(path),['kill the process on port 8000', 'sourdough bread', 'x '*300]*6
+want = o.score('which port', ts) if parent else None
+if (pid := os.fork())==0:
+    atexit.register(print, 'child atexit ran', flush=True)
+    if child: got = o.score('which port', ts); print('child same scores', want is None or bool((got==want).all()), flush=True)
+    sys.exit(code)
+t = time.time()
+while not (r := os.waitpid(pid, os.WNOHANG))[0] and time.time()-t<wait: time.sleep(0.05)
+if r[0]: print('child exit code', os.waitstatus_to_exitcode(r[1]))
+else: os.kill(pid, 9); os.waitpid(pid, 0); print(f'child hung: killed after {wait} s')
+"""
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='no os.fork here')
+@pytest.mark.parametrize('parent,child,code', [(1, 1, 0), (1, 0, 3), (0, 1, 0)])
+def test_a_forked_child_exits_normally(xdg, tiny, parent, child, code):
+    "A child forked after onnxruntime was imported, that scores or not (as its parent did or not), leaves by `sys.exit` with its exit code, its `atexit` run (it hung at exit, or aborted, before `_fork_exits`)"
+    p = load_model(tiny, backend='onnx').path
+    r = subprocess.run([sys.executable, '-c', fork_exit, str(p), str(parent), str(child), str(code), '20'], capture_output=True, text=True, timeout=120)
+    want = ['child same scores True']*child + ['child atexit ran', f'child exit code {code}']
+    assert (r.returncode, r.stdout.splitlines()) == (0, want), r.stderr
 
 def test_a_bad_thread_count_is_an_error_not_a_failed_export(xdg, tiny, monkeypatch):
     "`NBSEARCH_THREADS` that is not a whole number stops loading with a clear error, and leaves no `.failed` note behind"
