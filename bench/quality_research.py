@@ -447,7 +447,7 @@ def own_families(W, FC, V, bs=(0.05, 0.1, 0.2, 0.3)):
     SP = {}
     for F in (W, FC):
         for d in set(F.owner): SP[(id(F), d)] = 1 - float(np.linalg.norm(V[F.vix[F.owner==d]].mean(0)))
-    return {'notebook spread: score - b (1 - |mean passage vector|)': ('b', [(0, today, '200 passages')] + [
+    return {'notebook spread: score - b (1 - norm of the mean unit passage vector)': ('b', [(0, today, '200 passages')] + [
         (b, (lambda qd, b=b: {d: v - b*SP[(id(qd.F), d)] for d,v in today(qd).items()}), '200 passages; one number per notebook') for b in bs])}
 
 def main():
