@@ -2,6 +2,7 @@
 
     python bench/quality_research.py                # ../shared/corpora, ../shared/bench/dev_qrels.json
     python bench/quality_research.py --analysis     # also print the per-query failure analysis of today's pipeline
+    python bench/quality_research.py --ideas hubness maxsim own   # session 6: hubness correction, MaxSim late interaction, notebook spread
 
 The library's own stages (`nbsearch.search`: index, `candidates` with the static dense leg, `shortlist`) run on the
 whole `corpora` folder and on fastcore/+nbdev/ alone, in an index under `/tmp/quality2-index.db`. Every passage is
@@ -203,6 +204,14 @@ def small_windows(m, W, upos, n=64):
     row = {k:i for i,k in enumerate(need)}
     return v, {j:[row[k] for k in ks] for j,ks in cover.items()}
 
+def twofold(M, n=50, seed=0):
+    "Mean nDCG@10 over `n` random halvings of the queries: the parameter chosen on one half, measured on the other, both ways"
+    M = np.asarray(M); rng = np.random.default_rng(seed); res = []
+    for _ in range(n):
+        h = rng.permutation(M.shape[1]) < M.shape[1]//2
+        for a,b in ((h, ~h), (~h, h)): res.append(M[np.argmax(M[:, a].mean(1)), b].mean())
+    return float(np.mean(res))
+
 def loo(M):
     "Leave-one-query-out nDCG@10 of choosing a parameter: `M[p, q]` is query q's nDCG@10 under parameter p"
     M = np.asarray(M); tot = M.sum(1)
@@ -291,13 +300,166 @@ def families(qs, m, W, FC, V, QV, DW, DF, text_variants=True):
             ('max', lambda qd: win(qd, 'max'), '200 + ~2x200 windows'), ('mean of the two maxima', lambda qd: win(qd, 'mean'), '200 + ~2x200 windows')])
     return fam
 
+
+# ---------------------------------------------------------------- session 6: hubness correction (CSLS-style local scaling)
+def hub_r(X, owner, ks, chunk=500):
+    "`r[i, p]`: mean cosine of unit row `p` of `X` to its `ks[i]` nearest rows in other notebooks (`owner`); fewer when there are fewer"
+    codes = np.unique(owner, return_inverse=True)[1]; K = min(max(ks), len(X))
+    res = np.zeros((len(ks), len(X)), 'float32')
+    for s0 in range(0, len(X), chunk):
+        S_ = X[s0:s0+chunk] @ X.T
+        S_[codes[s0:s0+chunk, None]==codes[None, :]] = np.nan  # same notebook: not a neighbour
+        top = -np.sort(-np.partition(np.nan_to_num(S_, nan=-9.), -K, axis=1)[:, -K:], axis=1)
+        top[top<-8] = np.nan
+        for i,k in enumerate(ks): res[i, s0:s0+chunk] = np.nan_to_num(np.nanmean(top[:, :k], 1))
+    return res
+
+def folder_hubness(F, V, ks, cache='/tmp/quality3-hub'):
+    "`hub_r` of every passage of folder `F` among the folder's passages, cached on disk"
+    X = V[F.vix]
+    key = hashlib.sha1(X.tobytes() + '\0'.join(F.owner).encode() + str(ks).encode()).hexdigest()[:16]
+    fn = Path(f'{cache}-{key}.npy')
+    if fn.exists(): return np.load(fn)
+    t = time.time(); r = hub_r(X, F.owner, ks); np.save(fn, r); print(f'hubness of {len(X)} passages: {time.time()-t:.0f} s', flush=True)
+    return r
+
+def hubness_families(qs, W, FC, V, QV, DW, bs=(0.1, 0.2, 0.3, 0.5), ks=(5, 10, 20)):
+    "Hubness-corrected scores: passage cos - b r(p), r over the folder or over the query's shortlist; notebook score - b r(nb)"
+    R = {id(F): folder_hubness(F, V, ks) for F in (W, FC)}
+    rr = {True: [], False: []}  # does r separate relevant from other notebooks among today's top 10? (r of each one's best shortlisted passage, k=10)
+    for q,rel in qs.items():
+        qd = QData(W, V, QV[q], DW[q]); best = {}
+        for j in qd.short:
+            if (d := W.owner[j]) not in best or qd.cos[j]>qd.cos[best[d]]: best[d] = j
+        for d in ranked(today(qd))[:10]: rr[rel.get(d, 0)>0].append(R[id(W)][1][best[d]])
+    print(f"hubness r (k=10) of the best passage of today's top-10 notebooks, whole folder: judged relevant {np.mean(rr[True]):.3f} ({len(rr[True])}), "
+          f"others {np.mean(rr[False]):.3f} ({len(rr[False])})", flush=True)
+    NBR = {}
+    for F in (W, FC):  # a notebook's r: mean over its passages
+        for i in range(len(ks)):
+            r = R[id(F)][i]
+            for d in set(F.owner): NBR[(id(F), i, d)] = float(r[F.owner==d].mean())
+    LOC = {}
+    def local(qd, i):  # r among the query's shortlisted passages only
+        k = (id(qd.F), qd.q)
+        if k not in LOC:
+            LOC[k] = hub_r(V[qd.F.vix[qd.short]], qd.F.owner[qd.short], ks)
+        c = qd.cos.copy(); return c, LOC[k][i]
+    def short_corr(qd, b, i):
+        c,r = local(qd, i); c[qd.short] = c[qd.short] - b*r; return today(qd, cos=c)
+    def nb_best(qd, b, i):  # r of the notebook's best shortlisted passage (by cosine)
+        F = qd.F; r = R[id(F)][i]; best = {}
+        for j in qd.short:
+            d = F.owner[j]
+            if d not in best or qd.cos[j]>qd.cos[best[d]]: best[d] = j
+        return {d: v - b*r[best[d]] for d,v in today(qd).items()}
+    grid = lambda f, cost: [(0, today, cost)] + [(f'{b},k={k}', (lambda qd, b=b, i=i: f(qd, b, i)), cost) for b in bs for i,k in enumerate(ks)]
+    return {
+        'hubness: cos - b r(p), r(p) = mean cos to k nearest passages of other notebooks in the folder': ('b', grid(
+            lambda qd, b, i: today(qd, cos=qd.cos - b*R[id(qd.F)][i]), '200 passages; r at index time')),
+        'hubness: cos - b r(p), r(p) among the query\'s 200 shortlisted passages': ('b', grid(short_corr, '200 passages; 200x200 at query time')),
+        'hubness, notebook level: score - b x mean r(p) of its passages': ('b', grid(
+            lambda qd, b, i: {d: v - b*NBR[(id(qd.F), i, d)] for d,v in today(qd).items()}, '200 passages; r at index time')),
+        'hubness, notebook level: score - b x r(best shortlisted passage)': ('b', grid(nb_best, '200 passages; r at index time')),
+    }
+
+# ---------------------------------------------------------------- session 6: late interaction (MaxSim over MiniLM token embeddings)
+def token_embs(texts, name, cache='/tmp/quality3'):
+    "Unit-length MiniLM token embeddings of `texts` (with [CLS] and [SEP], no padding): float16 rows and each text's offsets, cached"
+    key = hashlib.sha1('\0'.join(texts).encode()).hexdigest()[:16]
+    fn = Path(f'{cache}-tok-{name}-{key}.npz')
+    if fn.exists(): z = np.load(fn); return z['E'], z['off']
+    from sentence_transformers import SentenceTransformer
+    st = SentenceTransformer(offline_model(), device='cpu')
+    t = time.time(); print(f'token embeddings of {len(texts)} texts ({name}) ...', flush=True)
+    es = st.encode(texts, output_value='token_embeddings', batch_size=32, convert_to_numpy=False, show_progress_bar=False)
+    es = [e.float().numpy() for e in es]
+    es = [e/np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12) for e in es]
+    off = np.cumsum([0] + [len(e) for e in es]); E = np.concatenate(es).astype('float16')
+    np.savez(fn, E=E, off=off); print(f'  {time.time()-t:.0f} s, {len(E)} tokens', flush=True)
+    return E, off
+
+def maxsim_table(W, upos, qs, name='passages'):
+    "`{(q, with_specials): array over the whole folder's passages}`: mean over query tokens of the best passage token's cosine (nan off `upos`)"
+    E,off = token_embs([W.ps[j].text for j in upos], name)
+    QE,qoff = token_embs(list(qs), 'queries')
+    QE = QE.astype('float32'); M = np.zeros((len(upos), len(QE)), 'float32')
+    for s0 in range(0, len(upos), 200):
+        s1 = min(s0+200, len(upos)); S_ = E[off[s0]:off[s1]].astype('float32') @ QE.T
+        M[s0:s1] = np.maximum.reduceat(S_, off[s0:s1]-off[s0], axis=0)
+    res = {}
+    for qi,q in enumerate(qs):
+        a,b = qoff[qi],qoff[qi+1]
+        for sp,(lo,hi) in ((True, (a, b)), (False, (a+1, b-1))):
+            v = np.full(len(W.ps), np.nan, 'float32'); v[upos] = M[:, lo:hi].mean(1); res[(q, sp)] = v
+    return res
+
+def maxsim_families(qs, W, FC, V, DW, DF, ws=(0.25, 0.5, 0.75, 1.0)):
+    "Today's rule with the passage cosine replaced by (1-a) cos + a MaxSim, query tokens with or without [CLS]/[SEP]"
+    u = short_union(W, FC, DW, DF)
+    MS = maxsim_table(W, u, qs)
+    E,off = token_embs([W.ps[j].text for j in u], 'passages')
+    from sentence_transformers import SentenceTransformer  # check on 20 passages: raw token embeddings mean-pooled = the passage vectors, normalised = the cache
+    st = SentenceTransformer(offline_model(), device='cpu'); idx = list(range(0, len(u), len(u)//20))[:20]
+    raw = [e.float().numpy() for e in st.encode([W.ps[u[i]].text for i in idx], output_value='token_embeddings', convert_to_numpy=False, show_progress_bar=False)]
+    pool = min(float((v := e.mean(0))/np.linalg.norm(v) @ V[u[i]]) for e,i in zip(raw, idx))
+    tok = min(float(((e/np.linalg.norm(e, axis=1, keepdims=True)) * E[off[i]:off[i+1]].astype('float32')).sum(1).min()) for e,i in zip(raw, idx))
+    print(f'check on 20 passages: cosine of mean-pooled token embeddings and the passage vectors >= {pool:.4f}; of cached and fresh token vectors >= {tok:.4f}', flush=True)
+    mix = lambda qd, a, sp: today(qd, cos=(1-a)*qd.cos + a*MS[(qd.q, sp)][qd.F.vix])
+    vals = [(0, today, '200 passages')] + [(f'{a},{"with" if sp else "no"} CLS/SEP', (lambda qd, a=a, sp=sp: mix(qd, a, sp)), '200 passages, token embeddings')
+                                          for sp in (False, True) for a in ws]
+    fam = {'late interaction: (1-a) cos + a MaxSim(query tokens, passage tokens), then today\'s rule': ('a', vals)}
+    for sp in (True, False):
+        fam[f'MaxSim (query {"with" if sp else "without"} [CLS]/[SEP]) instead of cos, + w BM25/top (today: cos + 0.2 BM25/top)'] = ('w', [(0.2, today, '200 passages')] + [
+            (w, (lambda qd, sp=sp, w=w: today(qd, w, cos=MS[(qd.q, sp)][qd.F.vix])), '200 passages, token embeddings') for w in (0, 0.05, 0.1, 0.15, 0.2)])
+    # storage: the same MaxSim (with [CLS]/[SEP], no BM25) from token vectors kept as int8 (one scale per token)
+    Ef = E.astype('float32'); sc = np.abs(Ef).max(1, keepdims=True)/127; E8 = (np.round(Ef/sc)*sc).astype('float32')
+    QE,qoff = token_embs(list(qs), 'queries'); QE = QE.astype('float32')
+    M8 = np.maximum.reduceat(E8 @ QE.T, off[:-1], axis=0)
+    MS8 = {}
+    for qi,q in enumerate(qs):
+        v = np.full(len(W.ps), np.nan, 'float32'); v[u] = M8[:, qoff[qi]:qoff[qi+1]].mean(1); MS8[q] = v
+    # time of the MaxSim arithmetic per query on its 200 shortlisted passages from int8 token vectors (dequantise, product, max, mean), median of the 33 queries
+    I8,SC = np.round(Ef/sc).astype('int8'),sc.astype('float32'); at = {int(j): i for i,j in enumerate(u)}; ts = []
+    for qi,q in enumerate(qs):
+        rows = [at[W.pos[i]] for i in DW[q]['short']]
+        t = time.perf_counter()
+        x = [float(((I8[off[i]:off[i+1]].astype('float32')*SC[off[i]:off[i+1]]) @ QE[qoff[qi]:qoff[qi+1]].T).max(0).mean()) for i in rows]
+        ts.append(time.perf_counter()-t)
+    print(f'MaxSim arithmetic for 200 passages from int8 token vectors: median {1e3*np.median(ts):.1f} ms per query (one thread, no I/O); '
+          f'{len(E)/len(u):.0f} tokens per passage on average', flush=True)
+    fam['MaxSim (query with [CLS]/[SEP]), no BM25: token vectors stored as'] = ('how', [('today', today, '200 passages'),
+        ('float16', lambda qd: today(qd, 0, cos=MS[(qd.q, True)][qd.F.vix]), f'{E.shape[1]*2} B/token'),
+        ('int8', lambda qd: today(qd, 0, cos=MS8[qd.q][qd.F.vix]), f'{E.shape[1]+4} B/token')])
+    # shortlist size for MaxSim: 100 passages (a subset of the 200) or 300 (token embeddings of the passages the 200 lack)
+    SHN = {(id(F), q, n): reshortlist(F, D[q], 30, n) for F,D in ((W, DW), (FC, DF)) for q in qs for n in (100, 300)}
+    VIX = {id(F): F.vix for F in (W, FC)}
+    ext = np.array(sorted({int(VIX[f][j]) for (f,q,n),ps in SHN.items() for j in ps} - set(u.tolist())))
+    MX = maxsim_table(W, ext, qs, 'passages-extra')
+    MSN = {k: np.where(np.isnan(v), MX[k], v) for k,v in MS.items()}
+    fam['MaxSim (query with [CLS]/[SEP]), no BM25, on n shortlisted passages'] = ('n', [('today', today, '200 passages')] + [
+        (n, (lambda qd, n=n: today(qd, 0, cos=MSN[(qd.q, True)][qd.F.vix], pos=SHN[(id(qd.F), qd.q, n)] if n!=200 else None)), f'{n} passages, token embeddings') for n in (100, 200, 300)])
+    return fam
+
+# ---------------------------------------------------------------- session 6: own idea
+def own_families(W, FC, V, bs=(0.05, 0.1, 0.2, 0.3)):
+    "Notebook spread: 1 - |mean of its unit passage vectors| (a broad notebook's passages point many ways); score - b spread"
+    SP = {}
+    for F in (W, FC):
+        for d in set(F.owner): SP[(id(F), d)] = 1 - float(np.linalg.norm(V[F.vix[F.owner==d]].mean(0)))
+    return {'notebook spread: score - b (1 - norm of the mean unit passage vector)': ('b', [(0, today, '200 passages')] + [
+        (b, (lambda qd, b=b: {d: v - b*SP[(id(qd.F), d)] for d,v in today(qd).items()}), '200 passages; one number per notebook') for b in bs])}
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--corpus', default='/work/shared/corpora'); ap.add_argument('--qrels', default='/work/shared/bench/dev_qrels.json')
     ap.add_argument('--analysis', action='store_true', help='print the per-query failure analysis of today\'s pipeline')
     ap.add_argument('--no-text-variants', action='store_true', help='skip the ideas that need passages embedded again')
+    ap.add_argument('--ideas', nargs='+', default=['old'], choices=['old', 'hubness', 'maxsim', 'own'],
+                    help="which ideas: 'old' (sessions before 6), 'hubness', 'maxsim', 'own' (session 6)")
+    ap.add_argument('--index', default='/tmp/quality2-index.db', help='the index file the script uses')
     a = ap.parse_args()
-    qs,m,W,FC,V,QV = setup(a.corpus, a.qrels)
+    qs,m,W,FC,V,QV = setup(a.corpus, a.qrels, a.index)
     DW,DF = per_query(W, qs),per_query(FC, qs)
     if a.analysis: print(analysis(qs, W, V, QV, DW))
     BW,BF = run(qs, W, V, QV, DW, today),run(qs, FC, V, QV, DF, today)
@@ -305,12 +467,25 @@ def main():
     print(f"ceiling: a perfect scorer of the 30 notebooks stage 1 keeps: whole {run(qs, W, V, QV, DW, orc)[:,0].mean():.3f}, fc+nbdev {run(qs, FC, V, QV, DF, orc)[:,0].mean():.3f}")
     print('\n| idea | value | whole nDCG MRR R@10 | fc+nbdev nDCG MRR | whole up/down | fc up/down | MiniLM scores |\n|---|---|---|---|---|---|---|')
     print(row('today (`nb_scores`, w=0.2, 200 passages)', BW, BF, BW, BF, '200 passages').replace(') |', ') | - |', 1))
-    for fname,(pname,vals) in families(qs, m, W, FC, V, QV, DW, DF, not a.no_text_variants).items():
+    fams = families(qs, m, W, FC, V, QV, DW, DF, not a.no_text_variants) if 'old' in a.ideas else {}
+    if 'hubness' in a.ideas: fams.update(hubness_families(qs, W, FC, V, QV, DW))
+    if 'maxsim' in a.ideas: fams.update(maxsim_families(qs, W, FC, V, DW, DF))
+    if 'own' in a.ideas: fams.update(own_families(W, FC, V))
+    ALL = {}
+    for fname,(pname,vals) in fams.items():
         Mw,Mf = [],[]
         for v,rule,cost in vals:
             w,f = run(qs, W, V, QV, DW, rule),run(qs, FC, V, QV, DF, rule)
             Mw.append(w[:,0]); Mf.append(f[:,0])
             print(row(fname, w, f, BW, BF, cost).replace(f'| {fname} |', f'| {fname} | {pname}={v} |', 1), flush=True)
-        if len(vals)>1: print(f'| {fname} | leave-one-query-out choice of {pname} | {loo(Mw):.3f} | {loo(Mf):.3f} | | | |', flush=True)
+        if len(vals)>1:
+            print(f'| {fname} | leave-one-query-out choice of {pname} | {loo(Mw):.3f} | {loo(Mf):.3f} | | | |', flush=True)
+            print(f'| {fname} | 2-fold choice of {pname} (50 random halvings) | {twofold(Mw):.3f} | {twofold(Mf):.3f} | | | |', flush=True)
+        ALL[fname] = (Mw, Mf)
+    if 'maxsim' in a.ideas:  # one choice among today, and MaxSim with or without [CLS]/[SEP] at every BM25 weight
+        J = [f for f in ALL if f.startswith('MaxSim (query w')]
+        Mw,Mf = ALL[J[0]][0] + ALL[J[1]][0][1:], ALL[J[0]][1] + ALL[J[1]][1][1:]
+        print(f'| MaxSim instead of cos, query with or without [CLS]/[SEP], + w BM25/top | leave-one-query-out choice of both | {loo(Mw):.3f} | {loo(Mf):.3f} | | | |')
+        print(f'| MaxSim instead of cos, query with or without [CLS]/[SEP], + w BM25/top | 2-fold choice of both (50 random halvings) | {twofold(Mw):.3f} | {twofold(Mf):.3f} | | | |')
 
 if __name__=='__main__': main()
