@@ -4,8 +4,8 @@
 
 Standalone: it cuts every notebook of `--corpora` into the passages nbsearch uses (MiniLM tokenizer, 128 tokens,
 context lines), embeds each passage once with the packaged all-MiniLM-L6-v2 (cached under `--cache`, minutes on 2
-cores the first time) and, when `--static` names a model2vec folder, with that cheap static model too. BM25 is SQLite
-FTS5 in memory over the passages of the searched folder only (the library's tokens: `lex_text`, `_query_tokens`).
+cores the first time) and, with the cheap static model of stage 1 (`--static`, by default the packaged `static-minilm`). BM25 is SQLite
+FTS5 in memory over the passages of the searched folder only (the library's tokens: `lex_text`, `query_tokens`).
 Then, for the whole folder and for fastcore/+nbdev/ alone, it prints nDCG@10 / MRR / recall@10 of
 - each final-ranking rule, adding one piece of evidence at a time, with MiniLM on every passage ("all") and with
   MiniLM only on stage 1's passage shortlist ("short");
@@ -16,8 +16,7 @@ Then, for the whole folder and for fastcore/+nbdev/ alone, it prints nDCG@10 / M
 import json, sqlite3, hashlib, argparse, itertools, time
 from pathlib import Path
 import numpy as np
-try: from nbsearch.tokens import lex_text, code_tokens, stop_words, _query_tokens  # module layout after the search rewrite
-except ImportError: from nbsearch.index import lex_text, code_tokens, stop_words, _query_tokens
+from nbsearch.tokens import lex_text, code_tokens, stop_words, query_tokens as _query_tokens
 
 # ---------------------------------------------------------------- metrics (as in nbsearch.core)
 def ndcg(ranked, rel, k=10):
@@ -64,11 +63,9 @@ def load_corpus(corpora, cache, static=None):
     HV = cached('minilm-heads', [_headline(d) for d in docs], mini)
     S,sm = None,None
     if static:
-        from model2vec import StaticModel
-        sm = StaticModel.from_pretrained(static)
-        def st(ts):
-            v = sm.encode(list(ts)).astype('float32')
-            return v/np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+        from nbsearch.static import load_static
+        sm = load_static(static)
+        def st(ts): return sm.embed(list(ts))
         S = cached('static-'+hashlib.sha1(str(Path(static).resolve()).encode()).hexdigest()[:8], texts, st)
     return dict(docs=docs, ps=ps, V=V, TV=TV, HV=HV, S=S, qmini=mini, qstatic=(st if static else None))
 
@@ -249,13 +246,14 @@ def main():
     global C_ids
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--corpora', required=True); ap.add_argument('--qrels', required=True)
-    ap.add_argument('--static', default='/work/wt/static-model', help='model2vec folder: the cheap dense leg of stage 1')
+    ap.add_argument('--static', default=None, help="model2vec folder for stage 1's cheap dense leg (default: the packaged static-minilm)")
     ap.add_argument('--cache', default='/tmp/quality-ablation', help='prefix of the cached embedding files')
     ap.add_argument('--n-nbs', type=int, default=30, help='notebooks stage 1 keeps')
     ap.add_argument('--how', default='union', help="stage-1 notebook shortlist in the short modes: rrf, union or rrf+top")
     args = ap.parse_args()
     qrels = json.loads(Path(args.qrels).read_text())['queries']
-    static = args.static if args.static and Path(args.static).exists() else None
+    from nbsearch.static import static_path
+    static = args.static or str(static_path())
     C = load_corpus(args.corpora, args.cache, static)
     C_ids = [d['id'] for d in C['docs']]
     unknown = sorted({d for r in qrels.values() for d in r} - set(C_ids))
