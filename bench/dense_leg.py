@@ -5,7 +5,7 @@
 For each candidate: passages embedded a second (every passage of the corpus, cut for all-MiniLM-L6-v2: 128 tokens,
 overlap 32), dev nDCG@10 of its notebook ranking alone (each notebook scored by its best passage), and, as a stage-1
 leg, the share of judged notebooks in the 30-notebook shortlist when its passage ranking is fused with BM25's by
-`nbsearch.core._shortlist` (BM25 alone in the first row), with the nDCG@10 of that fused ranking. Both on the whole
+`nbsearch.search.shortlist` (the notebooks it keeps) (BM25 alone in the first row), with the nDCG@10 of that fused ranking. Both on the whole
 corpus and on `--subdirs` alone. Then the estimated first-index seconds of the leg at 1,000 notebooks: the passages of a
 1,000-notebook folder (the corpus's notebooks copied under distinct names into `--big`) over the measured rate, and,
 for the static models, the embedding of those passages timed for real.
@@ -21,7 +21,21 @@ import numpy as np
 from fastcore.script import call_parse
 from nbsearch.read import get_nb_paths
 from nbsearch.index import NbIndex, PassageSetting
-from nbsearch.core import _shortlist, _doc_id, ndcg, read_qrels, recall
+from nbsearch.evaluate import _doc_id, ndcg, read_qrels, recall
+from nbsearch.search import Candidate, shortlist
+
+class _Columns:
+    "Passages `ps` (`StoredPassage`s) as columns: `ids`, `paths`, `texts`"
+    def __init__(self, ps): self.ids,self.paths,self.texts = [p.id for p in ps],[p.path for p in ps],[p.text for p in ps]
+
+def _kept(ix, st, rp, q, dense, owner, n_nbs=30, depth=512):
+    "The notebooks stage 2 (`nbsearch.search.shortlist`) keeps for `q`: BM25 from `ix`, and the dense leg's ranking `dense` (all passage ids, best first; `None`: BM25 alone)"
+    rank = {i:r for r,i in enumerate(dense)} if dense is not None else {}
+    cands = {h.id: Candidate(h.id, h.path, '', [], [], '', [], lex_rank=r, lex_score=h.score, dense_rank=rank.get(h.id))
+             for r,h in enumerate(ix.lexical(q, st, rp, n=depth))}  # a lexical candidate gets its dense rank too, as in `candidates`
+    for i in (dense or [])[:depth]:
+        if i not in cands: cands[i] = Candidate(i, owner[i], '', [], [], '', [], dense_rank=rank[i])
+    return list(dict.fromkeys(c.path for c in shortlist(list(cands.values()), n_nbs, None)))
 from nbsearch.static import static_model, load_static, static_path
 
 
@@ -79,7 +93,8 @@ class Scope:
     def __init__(self, paths, st, root, qrels):
         self.ix,self.st,self.root,self.qrels = NbIndex(),st,root,qrels
         self.rp = self.ix.sync(paths, st)
-        self.ps = self.ix.passages(st, self.rp)
+        self.ps = _Columns(self.ix.passages(st, self.rp))
+        self.owner = dict(zip(self.ps.ids, self.ps.paths))
     def scores(self, vecs, qv, pos):
         "Per query: nDCG@10 alone, then recall@30 and nDCG@10 of the shortlist fused with BM25 (BM25 alone when `vecs` is None)"
         res = []
@@ -91,7 +106,7 @@ class Scope:
                 for p,x in zip(self.ps.paths, s): best[p] = max(best.get(p, -9), x)
                 alone = ndcg([_doc_id(p, self.root) for p in sorted(best, key=lambda p: -best[p])], rel)
                 dense = [self.ps.ids[i] for i in np.argsort(-s)]
-            kept = [_doc_id(p, self.root) for p in _shortlist(self.ix, self.st, self.rp, q, dense, 30)[0]]
+            kept = [_doc_id(p, self.root) for p in _kept(self.ix, self.st, self.rp, q, dense, self.owner, 30)]
             res.append((alone, recall(kept, rel, 30), ndcg(kept, rel)))
         return np.mean(res, axis=0)
 
@@ -121,7 +136,7 @@ def main(
     cands = candidates(variants, extra)
     head = f"{'candidate':28} {'dims':>4} {'MB':>5} {'pass/s':>6} {'/cpu-s':>6} | {'nDCG alone':>10} {'R@30 fused':>10} {'nDCG fused':>10} | {'sub: alone':>10} {'R@30':>6} {'fused':>6} | {'1k nbs s':>8} {'timed':>6}"
     print('pass/s: passages embedded a second (wall; /cpu-s: a CPU-second); nDCG: nDCG@10; R@30: share of judged notebooks in the '
-          '30-notebook shortlist; fused: with BM25 by `_shortlist`; sub: the same on --subdirs; 1k nbs s: seconds to embed the '
+          '30-notebook shortlist; fused: with BM25 by `nbsearch.search.shortlist`; sub: the same on --subdirs; 1k nbs s: seconds to embed the '
           'passages of 1,000 notebooks at the measured rate (wall), timed: the same, timed for real')
     print(head); print('-'*len(head))
     b,bs = scopes['whole'].scores(None, None, None),scopes['sub'].scores(None, None, None)
