@@ -290,7 +290,7 @@ def _err(e): return f'{type(e).__name__}: {e}'
 def _read(setting, todo):
     "A `_Read` for each of notebooks `todo` (path, stat and hash), their text tokenized in one batch"
     read,errs = {},{}
-    for p,st,h in todo:
+    for p,sig,h in todo:
         try: read[p] = setting.read(p)
         except Exception as e: errs[p] = _err(e)
     try: cut = dict(zip(read, setting.cut(list(read.values()))))
@@ -299,8 +299,8 @@ def _read(setting, todo):
         for p,nb in read.items():
             try: cut[p] = setting.cut([nb])[0]
             except Exception as e: errs[p] = _err(e)
-    return [_Read(p, st, h, read[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in read[p].cells}) if p in cut
-            else _Read(p, st, h, err=errs.get(p)) for p,st,h in todo]
+    return [_Read(p, sig, h, read[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in read[p].cells}) if p in cut
+            else _Read(p, sig, h, err=errs.get(p)) for p,sig,h in todo]
 
 # %% ../nbs/04_index.ipynb #b572b38e
 import re, itertools
@@ -506,13 +506,13 @@ def _ahead(f, xs):
 def _changes(setting, c, docs):
     "For chunk `c` of (path, stat) pairs: `_Read`s of the new, changed and unreadable notebooks, stat updates of the unchanged, paths gone"
     new,same,gone,bad = [],[],[],[]
-    for p,st in c:
-        try: h = _hash(p) if st else None
+    for p,sig in c:
+        try: h = _hash(p) if sig else None
         except (OSError, ValueError) as e:
-            bad.append(_Read(p, st, None, err='broken symbolic link' if os.path.islink(p) and not os.path.exists(p) else _err(e))); continue
+            bad.append(_Read(p, sig, None, err='broken symbolic link' if os.path.islink(p) and not os.path.exists(p) else _err(e))); continue
         if h is None: gone.append(p)
-        elif p in docs and docs[p].hash==h: same.append((*st, docs[p].id))
-        else: new.append((p, st, h))
+        elif p in docs and docs[p].hash==h: same.append((*sig, docs[p].id))
+        else: new.append((p, sig, h))
     return _read(setting, new)+bad, same, gone
 
 @patch
@@ -536,8 +536,8 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
 @patch
 def _stale(self:NbIndex, docs, top, paths):
     "Notebooks the index holds in folder `top`, that are not among `paths` and no longer exist"
-    ps = set(paths)
-    return [(p, None) for p in docs if p not in ps and p.startswith(top+os.sep) and _stat(p) is None]
+    known = set(paths)
+    return [(p, None) for p in docs if p not in known and p.startswith(top+os.sep) and _stat(p) is None]
 
 def _top(paths):
     "The folder `paths` share"
@@ -569,9 +569,9 @@ def sync(
         self._fresh()
         docs,todo = self._docs(setting.key),[]
         for p in paths:
-            st,d = _stat(p),docs.get(p)
-            if d and st and (d.size,d.mtime,d.ctime)==st: continue
-            todo.append((p, st))
+            sig,d = _stat(p),docs.get(p)
+            if d and sig and (d.size,d.mtime,d.ctime)==sig: continue
+            todo.append((p, sig))
         if not todo and (o := getattr(self, '_synced', {}).get(setting.key)) and o[0] is docs and o[1]==paths: return paths  # as the last sync left them
         top = _top(paths) if paths else None
         if top and not self.db.execute('select 1 from folders where path=?', (top,)).fetchone():  # first, so an index cut short still lists it

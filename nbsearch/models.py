@@ -332,8 +332,8 @@ def _ours(m)->bool: return getattr(m, 'kind', None) in ('bi', 'cross')
 def is_cross(m)->bool:
     "Is `m` a cross-encoder?"
     if _ours(m): return m.kind=='cross'
-    st = sys.modules.get('sentence_transformers')
-    return st is not None and isinstance(m, st.CrossEncoder)
+    sentence_transformers = sys.modules.get('sentence_transformers')
+    return sentence_transformers is not None and isinstance(m, sentence_transformers.CrossEncoder)
 
 def model_name(m)->str:
     "A short name for model `m`, for display"

@@ -84,11 +84,11 @@ def _as_paths(path)->list:
     "`path`, one path or a list of them, as `Path`s, refusing what names nothing: `None`, `''` or an empty list"
     if path is None: raise ValueError('No notebook or folder given (`None`); use "." for the working directory')
     if isinstance(path, (str, bytes, os.PathLike)): path = [path]
-    try: ps = [os.fsdecode(o) for o in path]
+    try: paths = [os.fsdecode(o) for o in path]
     except TypeError: raise ValueError(f'Not a path or a list of paths: {path!r}') from None
-    if not ps: raise ValueError('No notebook or folder given (an empty list)')
-    if any(not o.strip() for o in ps): raise ValueError('An empty path names no notebook or folder; use "." for the working directory')
-    return [_expand(Path(o)) for o in ps]
+    if not paths: raise ValueError('No notebook or folder given (an empty list)')
+    if any(not o.strip() for o in paths): raise ValueError('An empty path names no notebook or folder; use "." for the working directory')
+    return [_expand(Path(o)) for o in paths]
 
 # %% ../nbs/00_read.ipynb #5fb315de
 _formats = dict(ipynb='.ipynb', md='.md', qmd='.qmd', py='.py') # Notebook formats `get_nb_paths` can find, and their suffixes

@@ -229,9 +229,9 @@ def with_texts(
     "`cands`, with the cells and texts of those that lack them read from `ix` in one go"
     need = [c.id for c in cands if c.parts is None]
     if not need: return list(cands)
-    ps = {p.id:p for p in ix.passages(None, ids=need)}
-    return [c if c.parts is not None else c._replace(cells=ps[c.id].cells, cell_ids=ps[c.id].cell_ids, ctx=ps[c.id].ctx, parts=ps[c.id].parts)
-            for c in cands if c.parts is not None or c.id in ps]
+    by_id = {p.id:p for p in ix.passages(None, ids=need)}
+    return [c if c.parts is not None else c._replace(cells=by_id[c.id].cells, cell_ids=by_id[c.id].cell_ids, ctx=by_id[c.id].ctx, parts=by_id[c.id].parts)
+            for c in cands if c.parts is not None or c.id in by_id]
 
 # %% ../nbs/05_search.ipynb #ee7eec4c
 def _rrf(rankings, k=60):

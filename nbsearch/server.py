@@ -202,8 +202,8 @@ def search(self:NbServer, query:str, k:int=5, path:str=None, outputs:bool=False,
     "The `k` notebooks under the served folders (or `path`) that best answer `query`, each with the cell that answers"
     _check_search(query, k, filters)
     with self.lock:
-        ps = self.paths(path, (filters or {}).get('formats', ('ipynb',)))  # text notebooks are found only when asked for
-        hs = rank_nbs(query, ps, model=self.model, k=k, outputs=outputs, index=self.index, progress=False, **(filters or {})) if ps else []
+        paths = self.paths(path, (filters or {}).get('formats', ('ipynb',)))  # text notebooks are found only when asked for
+        hs = rank_nbs(query, paths, model=self.model, k=k, outputs=outputs, index=self.index, progress=False, **(filters or {})) if paths else []
     def _hit(h):
         cid = getattr(h, 'cell_id', None) or _cell_id(h.path, h.cell)
         return HitInfo(path=self.roots.show(h.path), cell=h.cell, cell_id=cid, title=h.title, score=round(float(h.score), 4),
@@ -306,7 +306,7 @@ def warm(self:NbServer)->float:
     "Index every served notebook and run one query, so the next call is warm; the seconds it took"
     t = time.perf_counter()
     with self.lock:
-        if ps := self.paths(): rank_nbs('notebook', ps, model=self.model, k=1, index=self.index, progress=False)
+        if paths := self.paths(): rank_nbs('notebook', paths, model=self.model, k=1, index=self.index, progress=False)
     return time.perf_counter()-t
 
 # %% ../nbs/09_server.ipynb #544e9311
