@@ -17,7 +17,9 @@ from fastcore.utils import *
 _word_re = re.compile(r'[^\W\d_]*\d*[\w]*(?:\.[^\W\d]\w*)*', re.U)
 _part_re = re.compile(r'[A-Z]+(?![a-z])\d*|[A-Z]?[a-z]+\d*|[^\W_]+', re.U)
 
-def code_tokens(s:str)->list:
+def code_tokens(
+    s:str, # Text to cut into words
+)->list: # Lower-case words, then the parts of compound names
     "Lower-case words of `s`, with `snake_case`, `camelCase` and dotted names also split into their parts"
     res = []
     for w in _word_re.findall(s):
@@ -35,7 +37,9 @@ def _compound(w): return '_' in w or '.' in w or not (w.islower() or w.isupper()
 @functools.lru_cache(maxsize=2**20)
 def _compound_tokens(w): return ' '.join(code_tokens(w)) if _compound(w) else ''
 
-def lex_text(s:str)->str:
+def lex_text(
+    s:str, # A passage's text
+)->str: # The text the index tokenizes
     "The text the index tokenizes for passage text `s`: `s`, then the parts of its compound names (see `code_tokens`)"
     return s + '\n' + ' '.join(filter(None, map(_compound_tokens, _name_re.findall(s))))
 
