@@ -81,7 +81,10 @@ def _status(msg, quiet=False, after:float=1.):
         if shown: print('\r\x1b[2K', end='', file=sys.stderr, flush=True)
 
 # %% ../nbs/08_cli.ipynb #d773a87e
-def highlight(s:str, q:str)->str:
+def highlight(
+    s:str, # Text to show
+    q:str, # The query
+)->str:
     "`s` with the words of query `q` in bold red, for a terminal"
     from nbsearch.index import code_tokens, stop_words
     qt = set(code_tokens(q)) - stop_words
@@ -98,7 +101,11 @@ def _where_in(h)->str:
     except (OSError, ValueError, LookupError): line = None  # changed or gone since it was indexed
     return f"{term_safe(h.path)}{f':{line}' if line else ''} [cell {h.cell}]"
 
-def fmt_hits(hits, q:str, color:bool=False)->str:
+def fmt_hits(
+    hits, # `Hit`s
+    q:str, # The query
+    color:bool=False, # Highlight the query's words with terminal colours?
+)->str:
     "Hits as text: rank, score, title and `path:LINE [cell N]`, then a one-line snippet (query words highlighted when `color`)"
     res = []
     for i,h in enumerate(hits, 1):
@@ -124,7 +131,9 @@ def _hit_dict(h):
     if d['path']!=str(h.path): d['path_bytes'] = base64.b64encode(raw).decode()
     return d
 
-def hits_json(hits)->str:
+def hits_json(
+    hits, # `Hit`s
+)->str:
     "Hits as a JSON list of `path`, `score`, `title`, `cell`, `snippet`, `cell_id` (when known), `link` and `path_bytes` (when needed), for scripts"
     return json.dumps([_hit_dict(h) for h in hits], indent=1, ensure_ascii=False)
 
@@ -169,7 +178,10 @@ def _run(f, prog, pos):
     except _expected() as e: _say(f'error: {e}'); return 2
 
 # %% ../nbs/08_cli.ipynb #cmd-fn
-def command(prog:str, pos:list=None):
+def command(
+    prog:str, # The command's name
+    pos:list=None, # Parameters taken as positional arguments on the command line
+):
     "Decorator: `f` called with arguments is the API function; called with none it runs as command `prog` on `sys.argv`"
     def _dec(f):
         @wraps(f)

@@ -18,17 +18,28 @@ from .search import *
 from .search import _check_args, _md_esc, _md_link
 
 # %% ../nbs/06_evaluate.ipynb #e0589b4e
-def ndcg(ranked:list, rel:dict, k:int=10)->float:
+def ndcg(
+    ranked:list, # Ids, best first
+    rel:dict, # `{id: grade}`
+    k:int=10, # The cut-off
+)->float: # Between 0 and 1
     "nDCG@`k` of the ids `ranked`, best first, against graded relevance `rel` (`{id: grade}`, gain `2**grade-1`)"
     dcg = sum((2**rel.get(d, 0)-1)/np.log2(i+2) for i,d in enumerate(ranked[:k]))
     idcg = sum((2**g-1)/np.log2(i+2) for i,g in enumerate(sorted(rel.values(), reverse=True)[:k]))
     return float(dcg/idcg) if idcg else 0.
 
-def mrr(ranked:list, rel:dict)->float:
+def mrr(
+    ranked:list, # Ids, best first
+    rel:dict, # `{id: grade}`; a grade over 0 is relevant
+)->float: # Between 0 and 1; 0 when no relevant id is ranked
     "Reciprocal rank of the first relevant id in `ranked`"
     return next((1/(i+1) for i,d in enumerate(ranked) if rel.get(d, 0)>0), 0.)
 
-def recall(ranked:list, rel:dict, k:int=10)->float:
+def recall(
+    ranked:list, # Ids, best first
+    rel:dict, # `{id: grade}`; a grade over 0 is relevant
+    k:int=10, # The cut-off
+)->float: # Between 0 and 1; 0 when no id is relevant
     "Share of the relevant ids found in the first `k` of `ranked`"
     r = [d for d,g in rel.items() if g>0]
     return len(set(ranked[:k]) & set(r))/len(r) if r else 0.
@@ -61,7 +72,12 @@ def _unknown(qrels, paths, root):
 # %% ../nbs/06_evaluate.ipynb #722ebc19
 class Evaluation(BasicRepr):
     "Per-query and mean nDCG@k, MRR, recall@k and latency of one model, and the judged ids that named no notebook (`unknown`)"
-    def __init__(self, name:str, rows:list, k:int=10, unknown:dict=None): store_attr(); self.unknown = unknown or {}
+    def __init__(self,
+                 name:str, # The model's name
+                 rows:list, # Per query: a dict of `query` and each measure
+                 k:int=10, # The cut-off of nDCG and recall
+                 unknown:dict=None): # `{query: [judged ids that name no notebook]}`
+        store_attr(); self.unknown = unknown or {}
     @property
     def mean(self): return {m: float(np.mean([r[m] for r in self.rows])) if self.rows else float('nan') for m in self.metrics}
     @property
@@ -97,13 +113,16 @@ def evaluate(
     if root is None and isinstance(nbs, (list, tuple, L)): raise ValueError('Give `root`, the folder the judged ids are relative to')
     root = ifnone(root, nbs)
     unknown = _unknown(qrels, get_nb_paths(nbs), root)
-    if unknown: warnings.warn(Evaluation('', [], unknown=unknown)._unknown_line() + f" (ids are paths relative to '{root}', without .ipynb)", stacklevel=2)
+    dropped = [q for q in unknown if not any(g>0 for d,g in qrels[q].items() if d not in unknown[q])]
+    if unknown: warnings.warn(Evaluation('', [], unknown=unknown)._unknown_line() + f" (ids are paths relative to '{root}', without .ipynb)"
+                              + (f"; {len(dropped)} of {len(qrels)} queries left out of the mean, as none of their relevant ids names a searched notebook: "
+                                 f"{', '.join(map(repr, dropped[:3]))}{' …' if len(dropped)>3 else ''}" if dropped else ''), stacklevel=2)
     m = None if model is None else load_model(model)
     rank_nbs(first(qrels), nbs, model=m, k=1, **kwargs)  # load and index once, so latencies are warm
     rows = []
     for q,rel in qrels.items():
         rel = {d:g for d,g in rel.items() if d not in unknown.get(q, [])}
-        if q in unknown and not any(g>0 for g in rel.values()): continue
+        if q in dropped: continue
         t = time.perf_counter(); hs = rank_nbs(q, nbs, model=m, **kwargs); dt = time.perf_counter()-t
         ids = [_doc_id(h.path, root) for h in hs]
         rows.append(dict(query=q, **{f'ndcg@{k}': ndcg(ids, rel, k), 'mrr': mrr(ids, rel), f'recall@{k}': recall(ids, rel, k), 'latency': dt}))
@@ -124,7 +143,14 @@ def _md_table(rows, align):
 # %% ../nbs/06_evaluate.ipynb #dfd27ff5
 class Comparison(BasicRepr):
     "Several models on query `q` (their `hits` and warm query `times`) and on judgments (`evals`), side by side"
-    def __init__(self, q:str, names:list, hits:list, times:list, first_times:list, evals:list=None): store_attr()
+    def __init__(self,
+                 q:str, # The query
+                 names:list, # The models' names
+                 hits:list, # Each model's `Hits`
+                 times:list, # Each model's warm query time
+                 first_times:list, # Each model's first query time
+                 evals:list=None): # Each model's `Evaluation`
+        store_attr()
     def _rows(self, md=False):
         n = max((len(h) for h in self.hits), default=0)
         def cell(h, i):
@@ -150,7 +176,10 @@ class Comparison(BasicRepr):
 
 # %% ../nbs/06_evaluate.ipynb #6ef69639
 @patch
-def plot(self:Comparison, ax=None):
+def plot(
+    self:Comparison,
+    ax=None, # A matplotlib axes; by default a new figure's
+):
     "Quality (nDCG@k) against query time, one point per model"
     import matplotlib.pyplot as plt
     if ax is None: fig,ax = plt.subplots(figsize=(5, 3.5))

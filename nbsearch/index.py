@@ -24,11 +24,21 @@ from .tokens import *
 # %% ../nbs/04_index.ipynb #8218edea
 class PassageSetting(BasicRepr):
     "How notebooks are cut into passages: the tokenizer (`tok`, fingerprinted by `tok_key`), `max_tokens`, `overlap` and `outputs`"
-    def __init__(self, tok=word_offsets, tok_key='words', max_tokens:int=128, overlap:int=32, outputs:bool=False): store_attr()
+    def __init__(self,
+                 tok=word_offsets, # Token offsets function, as `passages` takes it
+                 tok_key='words', # A fingerprint of `tok`
+                 max_tokens:int=128, # The most tokens in a passage
+                 overlap:int=32, # Tokens a long cell's passages share
+                 outputs:bool=False): # Search the text outputs of code cells too?
+        store_attr()
     @property
     def key(self): return f'{self.tok_key}-{self.max_tokens}-{self.overlap}-{int(self.outputs)}'
-    def read(self, path): return read_nb(path, outputs=self.outputs)
-    def cut(self, notebooks:list)->list:
+    def read(self,
+             path): # A notebook file
+        return read_nb(path, outputs=self.outputs)
+    def cut(self,
+            notebooks:list, # `Nb`s, as `read` gives them
+           )->list: # The `Passage`s of each notebook
         "The passages of each of `notebooks` (`Nb`s), with all their text tokenized in one batch"
         tok = _primed(self.tok, [t for nb in notebooks for t in passage_texts(nb)])
         return [passages(nb, tok, self.max_tokens, self.overlap) for nb in notebooks]
@@ -178,7 +188,8 @@ _indexes = {} # The indexes this process opened, by path (`False`: in memory)
 
 class NbIndex:
     "Passages, postings and embeddings of notebooks, in SQLite at `path` (`None` keeps them in memory)"
-    def __init__(self, path:str|Path=None):
+    def __init__(self,
+                 path:str|Path=None): # The SQLite file; `None` keeps the index in memory
         self.path = None if path is None else Path(path).expanduser().absolute()
         self.lock,self._embs,self._docs_cache,self._warned,self._joins = threading.RLock(),{},{},set(),{}
         self.db = self._open()
@@ -207,7 +218,10 @@ def close(self:NbIndex):
     self.db = None
 
 @patch
-def reset(self:NbIndex, why:str=''):
+def reset(
+    self:NbIndex,
+    why:str='', # What SQLite reported, for the warning; '' warns nothing
+):
     "Start the index afresh: for an index file SQLite found damaged while in use"
     if why: warnings.warn(f"The index at '{self.path or 'memory'}' is damaged ({why}); rebuilding it", stacklevel=3)
     with self.lock:
@@ -290,7 +304,7 @@ def _err(e): return f'{type(e).__name__}: {e}'
 def _read(setting, todo):
     "A `_Read` for each of notebooks `todo` (path, stat and hash), their text tokenized in one batch"
     read,errs = {},{}
-    for p,st,h in todo:
+    for p,sig,h in todo:
         try: read[p] = setting.read(p)
         except Exception as e: errs[p] = _err(e)
     try: cut = dict(zip(read, setting.cut(list(read.values()))))
@@ -299,8 +313,8 @@ def _read(setting, todo):
         for p,nb in read.items():
             try: cut[p] = setting.cut([nb])[0]
             except Exception as e: errs[p] = _err(e)
-    return [_Read(p, st, h, read[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in read[p].cells}) if p in cut
-            else _Read(p, st, h, err=errs.get(p)) for p,st,h in todo]
+    return [_Read(p, sig, h, read[p].title, cut[p], {c.idx:getattr(c, 'id', None) for c in read[p].cells}) if p in cut
+            else _Read(p, sig, h, err=errs.get(p)) for p,sig,h in todo]
 
 # %% ../nbs/04_index.ipynb #b572b38e
 import re, itertools
@@ -482,7 +496,13 @@ def _bar(total, desc, unit, progress):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=2, leave=False,
                 disable=not total or progress is False or (progress is None and not sys.stderr.isatty()))
 
-def in_batches(f, items:list, desc:str, progress:bool=None, size:int=32)->np.ndarray:
+def in_batches(
+    f, # Takes a list of items, returns an array with a row for each
+    items:list, # The items
+    desc:str, # What the progress bar says
+    progress:bool=None, # Show a progress bar? By default, on a terminal when the work takes over 2 seconds
+    size:int=32, # Items per call of `f`
+)->np.ndarray: # The rows of `f`'s results, stacked
     "`f` over `items`, `size` at a time, the results stacked, with a progress bar (`_bar`) for work that takes over 2 seconds"
     bar,out = _bar(len(items), desc, 'passage', progress),[]
     for c in chunked(items, size): out.append(f(c)); bar.update(len(c))
@@ -506,13 +526,13 @@ def _ahead(f, xs):
 def _changes(setting, c, docs):
     "For chunk `c` of (path, stat) pairs: `_Read`s of the new, changed and unreadable notebooks, stat updates of the unchanged, paths gone"
     new,same,gone,bad = [],[],[],[]
-    for p,st in c:
-        try: h = _hash(p) if st else None
+    for p,sig in c:
+        try: h = _hash(p) if sig else None
         except (OSError, ValueError) as e:
-            bad.append(_Read(p, st, None, err='broken symbolic link' if os.path.islink(p) and not os.path.exists(p) else _err(e))); continue
+            bad.append(_Read(p, sig, None, err='broken symbolic link' if os.path.islink(p) and not os.path.exists(p) else _err(e))); continue
         if h is None: gone.append(p)
-        elif p in docs and docs[p].hash==h: same.append((*st, docs[p].id))
-        else: new.append((p, st, h))
+        elif p in docs and docs[p].hash==h: same.append((*sig, docs[p].id))
+        else: new.append((p, sig, h))
     return _read(setting, new)+bad, same, gone
 
 @patch
@@ -536,8 +556,8 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
 @patch
 def _stale(self:NbIndex, docs, top, paths):
     "Notebooks the index holds in folder `top`, that are not among `paths` and no longer exist"
-    ps = set(paths)
-    return [(p, None) for p in docs if p not in ps and p.startswith(top+os.sep) and _stat(p) is None]
+    known = set(paths)
+    return [(p, None) for p in docs if p not in known and p.startswith(top+os.sep) and _stat(p) is None]
 
 def _top(paths):
     "The folder `paths` share"
@@ -569,9 +589,9 @@ def sync(
         self._fresh()
         docs,todo = self._docs(setting.key),[]
         for p in paths:
-            st,d = _stat(p),docs.get(p)
-            if d and st and (d.size,d.mtime,d.ctime)==st: continue
-            todo.append((p, st))
+            sig,d = _stat(p),docs.get(p)
+            if d and sig and (d.size,d.mtime,d.ctime)==sig: continue
+            todo.append((p, sig))
         if not todo and (o := getattr(self, '_synced', {}).get(setting.key)) and o[0] is docs and o[1]==paths: return paths  # as the last sync left them
         top = _top(paths) if paths else None
         if top and not self.db.execute('select 1 from folders where path=?', (top,)).fetchone():  # first, so an index cut short still lists it
@@ -687,7 +707,9 @@ def matching(
 def matching_parts(
     self:NbIndex,
     ids:list, # Passage ids
-    cell_type:str=None, tags:list=None, errors:bool=False, # The filters, as `matching` takes them
+    cell_type:str=None, # Only parts of cells of this type (as `matching` takes it)
+    tags:list=None, # Only parts of cells with all these tags (as `matching` takes them)
+    errors:bool=False, # Only parts of code cells with an error output (as `matching` takes it)
 )->dict: # `{id: [part, ...]}`, for the passages with a part that passes
     "Which parts of passages `ids` pass the filters: where a hit on a filtered search points"
     where,args = _filter_sql(cell_type, tags, errors)
@@ -699,7 +721,10 @@ def matching_parts(
 
 # %% ../nbs/04_index.ipynb #bf9de900
 @patch
-def terms(self:NbIndex, q:str)->list:
+def terms(
+    self:NbIndex,
+    q:str, # The query
+)->list: # Index terms
     "The distinct index terms of query `q`'s search tokens (`query_tokens`), in order"
     toks = query_tokens(q)
     if not toks: return []
@@ -728,7 +753,8 @@ def lexical(
     paths:list, # The notebooks to search, resolved
     n:int=512, # How many passages to return
     max_rows:int=20_000, # Leave out the commonest query words when they would match more passages than this
-    k1:float=1.2, b:float=0.75, # BM25's constants
+    k1:float=1.2, # BM25's term frequency saturation
+    b:float=0.75, # BM25's length normalisation
     only:np.ndarray=None, # Return only passages with these ids (see `matching`); `None` for any
 )->list: # `LexHit`s, best first
     "The `n` passages of notebooks `paths` that best match `q` by BM25, with statistics over those notebooks alone"
@@ -877,7 +903,12 @@ def passage_vecs(
 # %% ../nbs/04_index.ipynb #e275cf6a
 class IndexSummary(BasicRepr):
     "Where the index is (`path`), its size in `bytes`, its `folders` and the `models` whose embeddings it holds"
-    def __init__(self, path, bytes:int, folders:list, models:list): store_attr()
+    def __init__(self,
+                 path, # The index file, or `None` in memory
+                 bytes:int, # Its size
+                 folders:list, # The folders it has indexed
+                 models:list): # The models whose embeddings it holds
+        store_attr()
     def __repr__(self):
         res = [f"Index: {self.path or 'in memory'} ({self.bytes/2**20:.1f} MB)", 'Folders:']
         res += [f"  {f['path']}  {f['notebooks']} notebooks, {f['passages']} passages" for f in self.folders] or ['  none']

@@ -36,7 +36,9 @@ def _parser():
     p.add_argument('--errors', action='store_true', help='Search only code cells whose outputs hold an error (reads outputs)')
     return p
 
-def parse_line(line:str)->argparse.Namespace:
+def parse_line(
+    line:str, # What follows `%nbsearch`
+)->argparse.Namespace:
     "The arguments of a `%nbsearch` line: `query`, `path`, `k`, `model`, `outputs`, and the filters `cell_type`, `tag`, `errors`"
     a = _parser().parse_args(shlex.split(line))
     a.query = ' '.join(a.query)
@@ -54,7 +56,10 @@ def _rel_link(path, cell):
 
 class MagicHits(BasicRepr):
     "The hits of a `%nbsearch` query, shown as a Markdown table with links to their cells"
-    def __init__(self, q:str, hits:list): store_attr()
+    def __init__(self,
+                 q:str, # The query
+                 hits:list): # Its `Hit`s
+        store_attr()
     def __repr__(self):
         return '\n'.join(f"{i:>2}. {h.score:7.3f}  {truncstr(h.title, 50)}  {h.path} (cell {h.cell})\n    {truncstr(h.snippet, 110)}"
                          for i,h in enumerate(self.hits, 1)) or f'No notebooks matched {self.q!r}.'
@@ -78,6 +83,8 @@ def nbsearch_magic(line:str): # A `%nbsearch` line: QUERY [--path P] [-k N] [--m
         if str(e): print(e)
     except (FileNotFoundError, ValueError, ModelLoadError) as e: print(f'%nbsearch: error: {e}')
 
-def load_ipython_extension(ip):
+def load_ipython_extension(
+    ip, # The IPython shell
+):
     "Register the `%nbsearch` line magic with IPython shell `ip` (`%load_ext nbsearch`)"
     ip.register_magic_function(nbsearch_magic, 'line', 'nbsearch')

@@ -198,7 +198,10 @@ def _load_msg(name, e=None):
 # %% ../nbs/01_models.ipynb #0df125a1
 def tiny_cross_encoder(
     path:str|Path, # Folder to save the model in
-    layers:int=2, hidden:int=128, heads:int=2, intermediate:int=512, # The shape of ms-marco-TinyBERT-L2-v2
+    layers:int=2, # Transformer layers (the defaults are the shape of ms-marco-TinyBERT-L2-v2)
+    hidden:int=128, # Hidden size
+    heads:int=2, # Attention heads
+    intermediate:int=512, # Feed-forward size
     seed:int=0 # Seed for the random weights
 )->Path:
     "Save a randomly initialised BERT cross-encoder, with the tokenizer of the `offline_model`, to `path`: a stand-in for tests and benchmarks"
@@ -329,13 +332,17 @@ def load_model(
 # %% ../nbs/01_models.ipynb #993a97f8
 def _ours(m)->bool: return getattr(m, 'kind', None) in ('bi', 'cross')
 
-def is_cross(m)->bool:
+def is_cross(
+    m, # A loaded model
+)->bool:
     "Is `m` a cross-encoder?"
     if _ours(m): return m.kind=='cross'
-    st = sys.modules.get('sentence_transformers')
-    return st is not None and isinstance(m, st.CrossEncoder)
+    sentence_transformers = sys.modules.get('sentence_transformers')
+    return sentence_transformers is not None and isinstance(m, sentence_transformers.CrossEncoder)
 
-def model_name(m)->str:
+def model_name(
+    m, # A loaded model, a model's name, hub id or folder, or `None` for BM25
+)->str:
     "A short name for model `m`, for display"
     if m is None: return 'BM25'
     if isinstance(m, (str, Path)): return _display_name(m)
@@ -345,7 +352,9 @@ def model_name(m)->str:
     return _display_name(n) if n else type(m).__name__
 
 # %% ../nbs/01_models.ipynb #9241217c
-def model_key(m)->str:
+def model_key(
+    m, # A loaded model
+)->str:
     "A fingerprint of model `m`, to key stored embeddings: the `fingerprint` of the folder it was loaded from"
     if _ours(m): return m.key
     def _f():
@@ -373,7 +382,9 @@ def _tok_str(t)->str:
     tk.no_truncation(); tk.no_padding()
     return tk.to_str()
 
-def tok_key(m)->str:
+def tok_key(
+    m, # A loaded model
+)->str:
     "A fingerprint of the tokenizer of model `m`: passages cut with it are reused by any model that shares it"
     if _ours(m): return m.tok_key
     def _f():
@@ -382,32 +393,49 @@ def tok_key(m)->str:
         return hashlib.sha1(s.encode()).hexdigest()[:12]
     return _cached(m, 'tok_key', _f)
 
-def model_tok(m):
+def model_tok(
+    m, # A loaded model
+):
     "Token offsets function of model `m`'s tokenizer, for `passages`"
     return m.offsets if _ours(m) else _cached(m, 'tok', lambda: hf_offsets(m.tokenizer))
 
-def model_dim(m)->int:
+def model_dim(
+    m, # A loaded bi-encoder
+)->int:
     "The length of bi-encoder `m`'s embeddings"
     if f := getattr(m, 'get_embedding_dimension', None) or getattr(m, 'get_sentence_embedding_dimension', None): return int(f())
     return _cached(m, 'dim', lambda: int(embed(m, ['x']).shape[1]))
 
 # %% ../nbs/01_models.ipynb #f253c172
-def on_gpu(m)->bool:
+def on_gpu(
+    m, # A loaded model
+)->bool:
     "Does model `m` run on a CUDA device?"
     return str(getattr(m, 'device', 'cpu')).startswith('cuda')
 
-def batch_size_for(m)->int:
+def batch_size_for(
+    m, # A loaded model
+)->int:
     "How many texts `m` takes at once: 32 on a CPU, where bigger batches only add padding; 256 on a GPU, to keep it busy"
     return 256 if on_gpu(m) else 32
 
-def embed(m, texts:list, batch_size:int=None)->'np.ndarray':
+def embed(
+    m, # A loaded bi-encoder
+    texts:list, # The texts to embed
+    batch_size:int=None, # Texts per batch; by default `batch_size_for(m)`
+)->'np.ndarray': # One unit-length float32 row per text
     "Unit-length embeddings of `texts` from bi-encoder `m`, as a float32 array, `batch_size` (default `batch_size_for(m)`) at a time"
     if _ours(m): return m.embed(list(texts))
     if not len(texts): return np.zeros((0, model_dim(m)), dtype='float32')
     return m.encode(list(texts), batch_size=batch_size or batch_size_for(m), normalize_embeddings=True, convert_to_numpy=True,
                     show_progress_bar=False).astype('float32')
 
-def cross_scores(m, q:str, texts:list, batch_size:int=None)->'np.ndarray':
+def cross_scores(
+    m, # A loaded cross-encoder
+    q:str, # The query
+    texts:list, # The texts to score against `q`
+    batch_size:int=None, # Pairs per batch; by default `batch_size_for(m)`
+)->'np.ndarray': # One float32 score per text
     "Scores of (`q`, text) pairs from cross-encoder `m`, higher is more relevant"
     if not len(texts): return np.zeros(0, dtype='float32')
     if _ours(m): return m.score(q, list(texts))
@@ -438,7 +466,10 @@ def default_threads()->int:
 
 class OnnxModel:
     "A sentence-transformers model exported to ONNX (by `export_onnx`), run with `onnxruntime` and `tokenizers`, without torch"
-    def __init__(self, path, device:str=None, name:str=None,
+    def __init__(self,
+                 path, # The folder `export_onnx` wrote
+                 device:str=None, # 'cpu', or 'cuda' (the default) to run on a GPU when onnxruntime can
+                 name:str=None, # The name shown for the model
                  threads:int=None): # Batches run at once on a CPU, each on a thread of its own (default: `default_threads`)
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -460,7 +491,10 @@ class OnnxModel:
 
 # %% ../nbs/01_models.ipynb #34f69967
 @patch
-def offsets(self:OnnxModel, texts:list)->list:
+def offsets(
+    self:OnnxModel,
+    texts:list, # The texts to tokenize
+)->list: # For each text, the `(start, end)` offsets of its tokens
     "Character offsets of the tokens of each of `texts`, without special tokens or truncation"
     if not hasattr(self, '_offs'):
         from nbsearch.tokens import token_offsets  # for a BERT tokenizer, each word tokenized once (the same offsets)
@@ -515,14 +549,23 @@ def _fork_exits():
 
 # %% ../nbs/01_models.ipynb #131b8ad7
 @patch
-def embed(self:OnnxModel, texts:list, batch_size:int=None)->np.ndarray:
+def embed(
+    self:OnnxModel,
+    texts:list, # The texts to embed
+    batch_size:int=None, # Texts per batch
+)->np.ndarray: # One unit-length float32 row per text
     "Unit-length float32 embeddings of `texts`"
     if not len(texts): return np.zeros((0, self.dim), dtype='float32')
     e = self._run(self.tok.encode_batch(list(texts)), batch_size)
     return e/np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 @patch
-def score(self:OnnxModel, q:str, texts:list, batch_size:int=None)->np.ndarray:
+def score(
+    self:OnnxModel,
+    q:str, # The query
+    texts:list, # The texts to score against `q`
+    batch_size:int=None, # Pairs per batch
+)->np.ndarray: # One float32 score per text
     "Relevance scores of (`q`, text) pairs, after the model's activation"
     if not len(texts): return np.zeros(0, dtype='float32')
     encs = self._pairs(q, list(texts))  # the ids `tokenizers` gives, each word tokenized once per process
@@ -714,7 +757,9 @@ def hub_off()->bool:
     from huggingface_hub import is_offline_mode
     return is_offline_mode() or not hub_reachable()
 
-def is_local(name)->bool:
+def is_local(
+    name, # A model's folder or hub id
+)->bool:
     "Can model `name` be loaded without the hub: a folder, or a hub id with files in the Hugging Face cache?"
     if Path(name).expanduser().exists(): return True
     from huggingface_hub import try_to_load_from_cache

@@ -84,11 +84,11 @@ def _as_paths(path)->list:
     "`path`, one path or a list of them, as `Path`s, refusing what names nothing: `None`, `''` or an empty list"
     if path is None: raise ValueError('No notebook or folder given (`None`); use "." for the working directory')
     if isinstance(path, (str, bytes, os.PathLike)): path = [path]
-    try: ps = [os.fsdecode(o) for o in path]
+    try: paths = [os.fsdecode(o) for o in path]
     except TypeError: raise ValueError(f'Not a path or a list of paths: {path!r}') from None
-    if not ps: raise ValueError('No notebook or folder given (an empty list)')
-    if any(not o.strip() for o in ps): raise ValueError('An empty path names no notebook or folder; use "." for the working directory')
-    return [_expand(Path(o)) for o in ps]
+    if not paths: raise ValueError('No notebook or folder given (an empty list)')
+    if any(not o.strip() for o in paths): raise ValueError('An empty path names no notebook or folder; use "." for the working directory')
+    return [_expand(Path(o)) for o in paths]
 
 # %% ../nbs/00_read.ipynb #5fb315de
 _formats = dict(ipynb='.ipynb', md='.md', qmd='.qmd', py='.py') # Notebook formats `get_nb_paths` can find, and their suffixes
@@ -130,7 +130,14 @@ def get_nb_paths(
 # %% ../nbs/00_read.ipynb #41857efa
 class Cell(BasicRepr):
     "The searchable text of one notebook cell: its index `idx` in the notebook, `cell_type`, `source`, text `outputs`, `id`, `tags`, and `error`"
-    def __init__(self, idx:int, cell_type:str, source:str, outputs:str='', id:str|None=None, tags:tuple=(), error:bool=False):
+    def __init__(self,
+                 idx:int, # The cell's index in the notebook (0-based)
+                 cell_type:str, # The cell's type, as the notebook gives it ('code', 'markdown', 'raw', ...)
+                 source:str, # Its source, cleaned
+                 outputs:str='', # The text of its outputs
+                 id:str|None=None, # Its cell id, when the notebook has them
+                 tags:tuple=(), # Its tags
+                 error:bool=False): # Has it an error output?
         self.idx,self.cell_type,self.source,self.outputs,self.id,self.tags,self.error = idx,cell_type,source,outputs,id,tags,error
     @property
     def text(self): return f'{self.source}\n{self.outputs}' if self.outputs else self.source
@@ -138,14 +145,23 @@ class Cell(BasicRepr):
 # %% ../nbs/00_read.ipynb #dd79e866
 class Nb(BasicRepr):
     "A notebook as search sees it: its `path`, `title`, `subtitle`, text `cells`, notebook `tags` and file `mtime`"
-    def __init__(self, path:Path, title:str, cells:list, subtitle:str='', tags:tuple=(), mtime:float|None=None): store_attr()
+    def __init__(self,
+                 path:Path, # The notebook file
+                 title:str, # Its title
+                 cells:list, # Its `Cell`s
+                 subtitle:str='', # Its subtitle
+                 tags:tuple=(), # Its tags
+                 mtime:float|None=None): # The file's modification time
+        store_attr()
     __repr__ = lambda self: f"Nb({self.title!r}, {len(self.cells)} cells, '{self.path}')"
 
 # %% ../nbs/00_read.ipynb #6ef36338
 _ctrl_re = re.compile('[\x00-\x08\x0b-\x1f\x7f-\x9f]')
 _surrogate_re = re.compile('[\ud800-\udfff]')
 
-def clean_text(s:str)->str:
+def clean_text(
+    s:str, # Text from a notebook
+)->str: # `s`, cleaned
     "`s` with `\\n` line ends, no control characters but `\\n` and `\\t`, and each lone surrogate replaced by U+FFFD"
     s = _ctrl_re.sub('', s.replace('\r\n', '\n').replace('\r', '\n'))
     try: s.encode('utf-8')
@@ -204,7 +220,9 @@ def _heading(l):
     if t := b.lstrip(' \t'): return n, t[:max(1, len(t.rstrip(' \t#')))]
     return (n, b[-1]) if len(b)>1 else None
 
-def headings(s:str)->list:
+def headings(
+    s:str, # Markdown text
+)->list: # `(level, text)` pairs, in order
     "Markdown headings in `s` as `(level, text)` pairs, ignoring `#` lines inside fenced code"
     return [h for l in _fence_re.sub('', s).split('\n') if (h := _heading(l))]
 
@@ -463,11 +481,15 @@ def cell_starts(
 # %% ../nbs/00_read.ipynb #ff73bbed
 _word_re = re.compile(r'\w+|[^\w\s]')
 
-def word_offsets(texts:list)->list:
+def word_offsets(
+    texts:list, # Texts to cut into words
+)->list: # For each text, the `(start, end)` offsets of its words and symbols
     "Character offsets of the words and symbols in each of `texts`, a stand-in for a model tokenizer"
     return [[m.span() for m in _word_re.finditer(t)] for t in texts]
 
-def hf_offsets(tokenizer):
+def hf_offsets(
+    tokenizer, # A Hugging Face tokenizer, fast or slow
+):
     "A `tok` function for `passages` from a Hugging Face `tokenizer`, with no truncation"
     if not getattr(tokenizer, 'is_fast', False):
         return lambda texts: tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)['offset_mapping']
@@ -477,7 +499,12 @@ def hf_offsets(tokenizer):
 # %% ../nbs/00_read.ipynb #e90a125c
 class Passage(BasicRepr):
     "A piece of notebook `path` that fits a model's window: a context line `ctx`, then `parts`, the texts of `cells`, and what filters read of each part, `kinds`"
-    def __init__(self, path, cells:list, parts:list, ctx:str='', kinds:list=None):
+    def __init__(self,
+                 path, # The notebook
+                 cells:list, # The indexes of the cells the passage holds text of
+                 parts:list, # The texts of `cells`, one for each
+                 ctx:str='', # The context line: the notebook's title and subtitle, and the heading above
+                 kinds:list=None): # What filters read of each part
         self.path,self.cells,self.parts,self.ctx,self.kinds = path,cells,parts,ctx,kinds
     @property
     def text(self): return '\n'.join([self.ctx, *self.parts])
@@ -506,7 +533,9 @@ def _cut(s, offs, n):
     return (s[:offs[n-1][1]], n) if n>0 else ('', 0)
 
 # %% ../nbs/00_read.ipynb #385f2776
-def passage_texts(nb:Nb)->list:
+def passage_texts(
+    nb:Nb, # A notebook, as `read_nb` reads it
+)->list: # Texts: the cells', then the context lines'
     "Every text `passages` tokenizes for `nb`: its cells' texts, then the context lines its passages can have"
     heads = ['']+[h for c in nb.cells if c.cell_type=='markdown' for _,h in headings(c.source)]
     return [c.text for c in nb.cells] + list(dict.fromkeys(_ctx(nb, h) for h in heads))
@@ -555,6 +584,8 @@ def term_safe(
     "`s` with each character that could move the cursor, recolour or retitle the terminal, or split a line, written as an escape"
     return str(s).translate(_ws).translate(_unsafe) if ws else str(s).translate(_unsafe)
 
-def say(msg:str):
+def say(
+    msg:str, # What to tell the user
+):
     "Tell the user `msg` in one line on stderr, as `nbsearch: msg`, made `term_safe`"
     print(f'nbsearch: {term_safe(msg)}', file=sys.stderr)

@@ -26,7 +26,14 @@ from .index import *
 # %% ../nbs/05_search.ipynb #948e4d8b
 class Hit(BasicRepr):
     "A notebook that answers a query: its `path`, `score`, `title`, best-matching `cell` (0-based index, and `cell_id` when the notebook has cell ids) and a `snippet` of its best passage"
-    def __init__(self, path, score:float, title:str, cell:int, snippet:str, cell_id:str=None): store_attr()
+    def __init__(self,
+                 path, # The notebook
+                 score:float, # How well it answers the query
+                 title:str, # Its title
+                 cell:int, # The best-matching cell (0-based index)
+                 snippet:str, # Text of its best passage
+                 cell_id:str=None): # The id of `cell`, when the notebook has cell ids
+        store_attr()
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{_shown(self.path)} [cell {self.cell}]')"
 
 # %% ../nbs/05_search.ipynb #e090a100
@@ -63,7 +70,9 @@ def model_kind_of(
     names = {c.__name__ for c in type(m).__mro__}
     if 'CrossEncoder' in names: return 'cross'
     if 'SentenceTransformer' in names: return 'bi'
-    raise TypeError(f"`{arg}` must be a cross-encoder or bi-encoder (a model, or the hub id or folder of one), or None for BM25 alone; not {truncstr(repr(m), 60)}")
+    what = ('a bi-encoder (a model, or the hub id or folder of one)' if arg=='retriever'
+            else 'a cross-encoder or bi-encoder (a model, or the hub id or folder of one), or None for BM25 alone')
+    raise TypeError(f"`{arg}` must be {what}; not {truncstr(repr(m), 60)}")
 
 # %% ../nbs/05_search.ipynb #f69d9033
 _static = {}
@@ -229,9 +238,9 @@ def with_texts(
     "`cands`, with the cells and texts of those that lack them read from `ix` in one go"
     need = [c.id for c in cands if c.parts is None]
     if not need: return list(cands)
-    ps = {p.id:p for p in ix.passages(None, ids=need)}
-    return [c if c.parts is not None else c._replace(cells=ps[c.id].cells, cell_ids=ps[c.id].cell_ids, ctx=ps[c.id].ctx, parts=ps[c.id].parts)
-            for c in cands if c.parts is not None or c.id in ps]
+    by_id = {p.id:p for p in ix.passages(None, ids=need)}
+    return [c if c.parts is not None else c._replace(cells=by_id[c.id].cells, cell_ids=by_id[c.id].cell_ids, ctx=by_id[c.id].ctx, parts=by_id[c.id].parts)
+            for c in cands if c.parts is not None or c.id in by_id]
 
 # %% ../nbs/05_search.ipynb #ee7eec4c
 def _rrf(rankings, k=60):
@@ -271,11 +280,25 @@ def shortlist(
 
 
 # %% ../nbs/05_search.ipynb #fa638fec
-def bm25_scores(q, m, ix, short, dense=None, progress=None):
+def bm25_scores(
+    q, # The query
+    m, # The ranking model
+    ix, # The `NbIndex` the passages are in
+    short, # The shortlist: `Candidate`s
+    dense=None, # Stage 1's dense leg's model, whose scores the candidates hold
+    progress=None, # Show a progress bar?
+):
     "BM25 scores of passages `short` (0 for one the lexical leg did not find)"
     return np.array([c.lex_score or 0. for c in short], dtype='float32')
 
-def bi_scores(q, m, ix, short, dense=None, progress=None):
+def bi_scores(
+    q, # The query
+    m, # The ranking model
+    ix, # The `NbIndex` the passages are in
+    short, # The shortlist: `Candidate`s
+    dense=None, # Stage 1's dense leg's model, whose scores the candidates hold
+    progress=None, # Show a progress bar?
+):
     "Cosine similarities of `q` and passages `short` by bi-encoder `m`: stage 1's when `m` was its model, else from embeddings cached per passage"
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
@@ -296,7 +319,14 @@ def _by_nb(short)->dict:
     for i,c in enumerate(short): res.setdefault(c.path, []).append(i)
     return res
 
-def xe_scores(q, m, ix, short, dense=None, progress=None):
+def xe_scores(
+    q, # The query
+    m, # The ranking model
+    ix, # The `NbIndex` the passages are in
+    short, # The shortlist: `Candidate`s
+    dense=None, # Stage 1's dense leg's model, whose scores the candidates hold
+    progress=None, # Show a progress bar?
+):
     "Scores of (`q`, passage) pairs by cross-encoder `m`: the first half of each notebook's passages, then the rest of the `deepen` best notebooks' (`-inf`: not scored)"
     _check_deepen(deepen)
     s = np.full(len(short), -np.inf, 'float32')
@@ -340,7 +370,10 @@ from functools import lru_cache
 @lru_cache(maxsize=2**16)
 def _title_tokens(title): return frozenset(code_tokens(title))  # a warm search sees the same titles again
 
-def title_match(q:str|set, title:str)->float:
+def title_match(
+    q:str|set, # The query, or the set of its search tokens
+    title:str, # A notebook's title
+)->float: # Between 0 and 1
     "Share of `q`'s search tokens (or of the set of tokens `q`) that `title` holds"
     qt = q if isinstance(q, set) else set(query_tokens(q))
     return len(qt & _title_tokens(title))/len(qt) if qt else 0.

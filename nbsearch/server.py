@@ -35,7 +35,9 @@ def _nb_cells(path:str, mtime:int, size:int)->tuple:
     if not isinstance(js, dict) or not isinstance(js.get('cells'), list): raise ValueError(f"'{path}' is not a notebook: its JSON has no list of cells")
     return tuple(c for c in js['cells'] if isinstance(c, dict))
 
-def nb_cells(path:str|Path)->tuple:
+def nb_cells(
+    path:str|Path, # A notebook file
+)->tuple:
     "The raw cells (dicts) of notebook file `path`, numbered as `read_nb` numbers them; read once per version of the file"
     st = os.stat(path)
     return _nb_cells(os.path.realpath(path), st.st_mtime_ns, st.st_size)
@@ -83,7 +85,8 @@ def cell_line(
 # %% ../nbs/09_server.ipynb #4b3c7c83
 class Roots:
     "The folders a server may read, and the paths it shows for the files in them"
-    def __init__(self, roots:list):
+    def __init__(self,
+                 roots:list): # The folders to serve
         self.dirs = [Path(os.path.realpath(Path(r).expanduser())) for r in L(roots)]
         if not self.dirs: raise ValueError('Give at least one folder of notebooks to serve')
         for d in self.dirs:
@@ -94,14 +97,19 @@ class Roots:
             while (l := n if i==2 else f'{n}-{i-1}') in self.labels: i += 1
             self.labels.append(l)
     def __repr__(self): return f"Roots({', '.join(map(str, self.dirs))})"
-    def root_of(self, p)->int|None:
+    def root_of(self,
+                p, # A path
+               )->int|None:
         "Index of the folder that holds the real path of `p`, or `None`"
         r = Path(os.path.realpath(p))
         return first(i for i,d in enumerate(self.dirs) if r==d or r.is_relative_to(d))
 
 # %% ../nbs/09_server.ipynb #76e31f97
 @patch
-def show(self:Roots, p)->str:
+def show(
+    self:Roots,
+    p, # A path in a served folder
+)->str:
     "Path `p` as the server shows it: relative to its folder, prefixed by the folder's label when there are several"
     i = self.root_of(p)
     rel = Path(os.path.realpath(p)).relative_to(self.dirs[i]).as_posix()
@@ -115,7 +123,11 @@ def _cands(self:Roots, q:Path)->list:
 
 # %% ../nbs/09_server.ipynb #d23ae296
 @patch
-def resolve(self:Roots, p:str, folder:bool=False)->Path:
+def resolve(
+    self:Roots,
+    p:str, # A path, as a caller gives it
+    folder:bool=False, # May `p` be a folder?
+)->Path:
     "The real path of file (or, when `folder`, folder) `p`, relative to a served folder or absolute; `PermissionError` outside them"
     if not isinstance(p, str) or not p.strip(): raise ValueError(f'`path` must be a non-empty string, not {p!r}')
     if '\x00' in p: raise ValueError('`path` must not contain NUL characters')
@@ -156,7 +168,10 @@ class Outline(TypedDict):
 # %% ../nbs/09_server.ipynb #af8a85bb
 class NbServer:
     "Search and read the notebooks under `roots` with `model` (`None` for BM25) and one index, loaded once"
-    def __init__(self, roots:list, model=None, index=None):
+    def __init__(self,
+                 roots:list, # The folders to serve
+                 model=None, # A loaded model; `None` for BM25
+                 index=None): # The index, as `rank_nbs` takes it
         self.roots,self.model,self.index,self.lock = Roots(roots),model,index,threading.Lock()
         get_index(index)  # open it now, not on the first call
     @property
@@ -167,7 +182,11 @@ class NbServer:
 
 # %% ../nbs/09_server.ipynb #9f91029b
 @patch
-def paths(self:NbServer, path:str=None, formats=('ipynb',))->list:
+def paths(
+    self:NbServer,
+    path:str=None, # A notebook or folder in the served folders; `None` for all of them
+    formats=('ipynb',), # Notebook formats to find
+)->list:
     "The notebooks to search: every one under the served folders, or under `path` (a notebook or folder in them), in notebook `formats`"
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # unreadable folders are skipped; the server has no one to tell
@@ -198,12 +217,19 @@ def _check_search(q, k, filters):
         raise ValueError(f"Unknown filter(s) {bad}; this nbsearch accepts {search_filters() or 'none'}")
 
 @patch
-def search(self:NbServer, query:str, k:int=5, path:str=None, outputs:bool=False, filters:dict=None)->SearchResult:
+def search(
+    self:NbServer,
+    query:str, # What to look for
+    k:int=5, # How many notebooks to return
+    path:str=None, # Search only this notebook or folder
+    outputs:bool=False, # Search the text outputs of code cells too?
+    filters:dict=None, # Filters by name, as `rank_nbs` takes them
+)->SearchResult:
     "The `k` notebooks under the served folders (or `path`) that best answer `query`, each with the cell that answers"
     _check_search(query, k, filters)
     with self.lock:
-        ps = self.paths(path, (filters or {}).get('formats', ('ipynb',)))  # text notebooks are found only when asked for
-        hs = rank_nbs(query, ps, model=self.model, k=k, outputs=outputs, index=self.index, progress=False, **(filters or {})) if ps else []
+        paths = self.paths(path, (filters or {}).get('formats', ('ipynb',)))  # text notebooks are found only when asked for
+        hs = rank_nbs(query, paths, model=self.model, k=k, outputs=outputs, index=self.index, progress=False, **(filters or {})) if paths else []
     def _hit(h):
         cid = getattr(h, 'cell_id', None) or _cell_id(h.path, h.cell)
         return HitInfo(path=self.roots.show(h.path), cell=h.cell, cell_id=cid, title=h.title, score=round(float(h.score), 4),
@@ -224,7 +250,12 @@ def _heading_at(nb, cell):
 
 # %% ../nbs/09_server.ipynb #edcdc737
 @patch
-def read_cell(self:NbServer, path:str, cell:int, outputs:bool=False)->CellInfo:
+def read_cell(
+    self:NbServer,
+    path:str, # The notebook, as `search` shows it
+    cell:int, # The cell's index (0-based)
+    outputs:bool=False, # Include the text outputs of a code cell?
+)->CellInfo:
     "Cell `cell` (0-based) of notebook `path`: its source, text outputs when `outputs`, the notebook's title and the heading it sits under"
     if not isinstance(cell, int) or isinstance(cell, bool): raise ValueError(f'`cell` must be an integer, not {cell!r}')
     p = self.roots.resolve(path)
@@ -244,7 +275,10 @@ def read_cell(self:NbServer, path:str, cell:int, outputs:bool=False)->CellInfo:
 max_headings = 200 # `notebook_outline` lists at most this many headings
 
 @patch
-def outline(self:NbServer, path:str)->Outline:
+def outline(
+    self:NbServer,
+    path:str, # The notebook, as `search` shows it
+)->Outline:
     "Title, subtitle, number of cells and headings (level, text, cell) of notebook `path`"
     p = self.roots.resolve(path)
     nb = read_nb(p)
@@ -306,7 +340,7 @@ def warm(self:NbServer)->float:
     "Index every served notebook and run one query, so the next call is warm; the seconds it took"
     t = time.perf_counter()
     with self.lock:
-        if ps := self.paths(): rank_nbs('notebook', ps, model=self.model, k=1, index=self.index, progress=False)
+        if paths := self.paths(): rank_nbs('notebook', paths, model=self.model, k=1, index=self.index, progress=False)
     return time.perf_counter()-t
 
 # %% ../nbs/09_server.ipynb #544e9311

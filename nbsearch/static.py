@@ -31,7 +31,9 @@ def read_safetensors(
 class StaticModel:
     "A static embedding model in folder `path` (model2vec's layout): a text's vector is the mean of its tokens' vectors"
     kind = 'bi'
-    def __init__(self, path:str|Path, name:str=None):
+    def __init__(self,
+                 path:str|Path, # The model's folder
+                 name:str=None): # The name shown for the model; by default the folder's
         from tokenizers import Tokenizer
         self.path = Path(path)
         self.name,cfg = name or self.path.name,json.loads((self.path/'config.json').read_text(encoding='utf-8'))
@@ -74,7 +76,10 @@ def static_model()->StaticModel:
 
 # %% ../nbs/02_static.ipynb #1b047b1c
 @patch
-def offsets(self:StaticModel, texts:list)->list:
+def offsets(
+    self:StaticModel,
+    texts:list, # The texts to tokenize
+)->list: # For each text, the `(start, end)` offsets of its tokens
     "Character offsets of the tokens of each of `texts`, without special tokens or truncation (a `tok` for `passages`)"
     if '_offs' not in self.__dict__:  # each word tokenized once, for a BERT tokenizer (`nbsearch.tokens.bert_offsets`)
         from nbsearch.tokens import token_offsets
@@ -115,7 +120,11 @@ def _embed(self:StaticModel, texts:list)->np.ndarray:
 
 # %% ../nbs/02_static.ipynb #4ec6068e
 @patch
-def embed(self:StaticModel, texts:list, batch_size:int=512)->np.ndarray:
+def embed(
+    self:StaticModel,
+    texts:list, # The texts to embed
+    batch_size:int=512, # Texts per batch
+)->np.ndarray: # One unit-length float32 row per text
     "Unit-length embeddings of `texts`, as a float32 array (a text with no known token gets a zero row)"
     texts = list(texts)
     if not texts: return np.zeros((0, self.dim), np.float32)

@@ -17,7 +17,9 @@ from fastcore.utils import *
 _word_re = re.compile(r'[^\W\d_]*\d*[\w]*(?:\.[^\W\d]\w*)*', re.U)
 _part_re = re.compile(r'[A-Z]+(?![a-z])\d*|[A-Z]?[a-z]+\d*|[^\W_]+', re.U)
 
-def code_tokens(s:str)->list:
+def code_tokens(
+    s:str, # Text to cut into words
+)->list: # Lower-case words, then the parts of compound names
     "Lower-case words of `s`, with `snake_case`, `camelCase` and dotted names also split into their parts"
     res = []
     for w in _word_re.findall(s):
@@ -35,7 +37,9 @@ def _compound(w): return '_' in w or '.' in w or not (w.islower() or w.isupper()
 @functools.lru_cache(maxsize=2**20)
 def _compound_tokens(w): return ' '.join(code_tokens(w)) if _compound(w) else ''
 
-def lex_text(s:str)->str:
+def lex_text(
+    s:str, # A passage's text
+)->str: # The text the index tokenizes
     "The text the index tokenizes for passage text `s`: `s`, then the parts of its compound names (see `code_tokens`)"
     return s + '\n' + ' '.join(filter(None, map(_compound_tokens, _name_re.findall(s))))
 
@@ -69,9 +73,9 @@ def _units(
         d = np.zeros(len(a)+1, np.int8); d[bs] = 1; d[be] -= 1
         c[np.cumsum(d[:-1], dtype=np.int8)>0] = 0
     al = c==1
-    st = np.flatnonzero((c==2) | al & ~np.r_[False, al[:-1]])
-    b = np.insert(np.where(c==0, 32, a).astype(np.uint8), st, 32).tobytes()  # a space before each word, so that `split` finds them
-    return st, (b.lower() if lower else b).split(), bs, [s[i:j] for i,j in zip(bs.tolist(), be.tolist())]
+    starts = np.flatnonzero((c==2) | al & ~np.r_[False, al[:-1]])
+    b = np.insert(np.where(c==0, 32, a).astype(np.uint8), starts, 32).tobytes()  # a space before each word, so that `split` finds them
+    return starts, (b.lower() if lower else b).split(), bs, [s[i:j] for i,j in zip(bs.tolist(), be.tolist())]
 
 # %% ../nbs/03_tokens.ipynb #7ad3216a
 class _Pieces:
@@ -118,11 +122,11 @@ def bert_tokens(
         except KeyError:  # units not seen yet: tokenize them
             p.add(ws); p.add(cs)
             u = np.fromiter(map(p.num.__getitem__, itertools.chain(ws, cs)), np.int64, len(ws)+len(cs))
-        st = np.r_[wst, cst]; order = np.argsort(st, kind='stable')
+        starts = np.r_[wst, cst]; order = np.argsort(starts, kind='stable')
         u = u[order]
         k = p.len[u]
         g = np.arange(int(k.sum())) - np.repeat(np.cumsum(k)-k-p.start[u], k)  # each unit's run of rows
-        o = p.offs[g] + np.repeat(st[order], k)[:, None]
+        o = p.offs[g] + np.repeat(starts[order], k)[:, None]
         at = np.cumsum([0]+[len(t)+1 for t in texts])  # where each text starts in `s`
         first = np.searchsorted(o[:, 0], at)  # each text's first token
         o -= np.repeat(at[:-1], np.diff(first))[:, None]

@@ -211,12 +211,12 @@ def test_cell_filters_dense_leg(lab):
                 for w in t.lower().split(): v[i, int(hashlib.md5(w.encode()).hexdigest(), 16)%64] += 1
             return v/np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
     toy,ix = Toy(),NbIndex()
-    st = setting_for(toy, outputs=True)
-    rp = ix.sync(get_nb_paths(lab), st)
-    cs = candidates('zzz unseen words only', ix, st, rp, dense=toy, filters=passage_filter(errors=True))  # no word in common: the dense leg alone
+    setting = setting_for(toy, outputs=True)
+    rp = ix.sync(get_nb_paths(lab), setting)
+    cs = candidates('zzz unseen words only', ix, setting, rp, dense=toy, filters=passage_filter(errors=True))  # no word in common: the dense leg alone
     assert cs and all(c.lex_rank is None for c in cs)
     assert {(Path(c.path).name, c.cells[i]) for c in cs for i in c.ok} == {('cleaning.ipynb', 1), ('server.ipynb', 1)}
-    assert len(candidates('zzz', ix, st, rp, dense=toy)) > len(cs)
+    assert len(candidates('zzz', ix, setting, rp, dense=toy)) > len(cs)
 
 def test_cell_filters_same_whatever_the_index_holds(lab, tmp_path):
     "Same query, folder and filters: the same hits and scores, in a fresh index or in one that holds other folders"
@@ -233,13 +233,13 @@ def test_cell_filters_keep_bm25_scores(lab):
     "A filter leaves out passages, never rescores the others: BM25's statistics stay those of the notebooks searched"
     from nbsearch.index import NbIndex, PassageSetting
     from nbsearch.read import get_nb_paths
-    ix,st = NbIndex(),PassageSetting(outputs=True)
-    rp = ix.sync(get_nb_paths(lab), st)
+    ix,setting = NbIndex(),PassageSetting(outputs=True)
+    rp = ix.sync(get_nb_paths(lab), setting)
     q = 'kill the process on port 8000, mean price'
-    every = {h.id: h.score for h in ix.lexical(q, st, rp)}
+    every = {h.id: h.score for h in ix.lexical(q, setting, rp)}
     for kw in (dict(cell_type='code'), dict(errors=True), dict(tags=['pandas'])):
-        only = ix.matching(st, rp, **kw)
-        some = ix.lexical(q, st, rp, only=only)
+        only = ix.matching(setting, rp, **kw)
+        some = ix.lexical(q, setting, rp, only=only)
         assert some and {h.id: h.score for h in some} == {i: s for i,s in every.items() if i in set(only.tolist())}
 
 def test_cli_cell_filters(lab):

@@ -2,20 +2,20 @@
 read is cut into passages that fit their window and cover every cell; and the index records the failures it meets."""
 import json, warnings, tempfile
 from pathlib import Path
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import given, settings, strategies, HealthCheck
 from nbsearch.read import read_nb, passages, word_offsets, Nb
 from nbsearch.index import NbIndex, PassageSetting
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
-anyjson = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=20)
-sources = st.text(max_size=300) | st.lists(st.text(max_size=60), max_size=6) | anyjson
-outputs = st.lists(st.fixed_dictionaries({'output_type': st.sampled_from(['stream', 'display_data', 'execute_result', 'error']) | anyjson},
-                                         optional={'text': sources, 'data': st.dictionaries(st.sampled_from(['text/plain', 'image/png', 'text/html']), sources) | anyjson}),
+scalars = strategies.none() | strategies.booleans() | strategies.integers() | strategies.floats(allow_nan=False) | strategies.text(max_size=30)
+anyjson = strategies.recursive(scalars, lambda c: strategies.lists(c, max_size=4) | strategies.dictionaries(strategies.text(max_size=8), c, max_size=4), max_leaves=20)
+sources = strategies.text(max_size=300) | strategies.lists(strategies.text(max_size=60), max_size=6) | anyjson
+outputs = strategies.lists(strategies.fixed_dictionaries({'output_type': strategies.sampled_from(['stream', 'display_data', 'execute_result', 'error']) | anyjson},
+                                         optional={'text': sources, 'data': strategies.dictionaries(strategies.sampled_from(['text/plain', 'image/png', 'text/html']), sources) | anyjson}),
                    max_size=3) | anyjson
-cells = st.fixed_dictionaries({'cell_type': st.sampled_from(['markdown', 'code', 'raw', 'heading', 'mystery']) | anyjson},
+cells = strategies.fixed_dictionaries({'cell_type': strategies.sampled_from(['markdown', 'code', 'raw', 'heading', 'mystery']) | anyjson},
                               optional={'source': sources, 'outputs': outputs, 'metadata': anyjson, 'attachments': anyjson, 'level': anyjson})
-notebooks = (st.fixed_dictionaries({'cells': st.lists(cells | anyjson, max_size=8)}, optional={'metadata': anyjson, 'nbformat': anyjson})
-             | st.fixed_dictionaries({'worksheets': st.lists(st.fixed_dictionaries({'cells': st.lists(cells, max_size=5)}) | anyjson, max_size=2)})
+notebooks = (strategies.fixed_dictionaries({'cells': strategies.lists(cells | anyjson, max_size=8)}, optional={'metadata': anyjson, 'nbformat': anyjson})
+             | strategies.fixed_dictionaries({'worksheets': strategies.lists(strategies.fixed_dictionaries({'cells': strategies.lists(cells, max_size=5)}) | anyjson, max_size=2)})
              | anyjson)
 
 tmp = Path(tempfile.mkdtemp(prefix='nbsearch-fuzz-'))
@@ -27,7 +27,7 @@ def _write(js):
     return p
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(notebooks, st.booleans(), st.integers(8, 64))
+@given(notebooks, strategies.booleans(), strategies.integers(8, 64))
 def test_read_and_cut(js, outs, n):
     "Reading gives a notebook or a ValueError; its passages fit `n` tokens and cover every cell's text"
     p = _write(js)
@@ -43,7 +43,7 @@ def test_read_and_cut(js, outs, n):
         for a,b in word_offsets([c.text])[0]: assert c.text[a:b] in covered
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(notebooks | st.binary(max_size=200))
+@given(notebooks | strategies.binary(max_size=200))
 def test_index_never_fails(js):
     "The index stores any file's passages or the reason it could not read it, and never raises"
     p = _write(js)

@@ -49,9 +49,9 @@ import json
 from nbsearch.core import rank_nbs
 res = [[h.title for h in rank_nbs(q, {str(corpus)!r}, model=None, k=3, index={str(tmp_path/'ix.db')!r})] for q in ('port server', 'matrix plot', 'kernel config')]
 print(json.dumps(res))'''
-    ps = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in ps]
-    assert [p.returncode for p in ps]==[0, 0], [e[-3000:] for _,e in outs]
+    procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs]==[0, 0], [e[-3000:] for _,e in outs]
     a,b = (json.loads(o) for o,_ in outs)
     assert a==b and all(len(r)==3 for r in a)
     fresh = NbIndex(tmp_path/'fresh.db'); fresh.sync(get_nb_paths(corpus), PassageSetting())
@@ -89,15 +89,15 @@ def test_files_change_and_vanish_during_indexing(tmp_path):
     "Notebooks deleted or rewritten while an index is built: the build finishes, and the next sync matches the folder"
     corpus = mk_corpus(tmp_path/'c', 600)
     paths = get_nb_paths(corpus)
-    ix,st = NbIndex(tmp_path/'ix.db'),PassageSetting()
+    ix,setting = NbIndex(tmp_path/'ix.db'),PassageSetting()
     def meddle():
         for p in paths[::10]: p.unlink(missing_ok=True)
         for p in paths[5::10]: write_nb(new_nb([mk_cell('# Rewritten\n> quasar nebula', 'markdown')]), p)
     t = threading.Timer(0.2, meddle); t.start()
-    with warnings.catch_warnings(): warnings.simplefilter('ignore'); ix.sync(paths, st)
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); ix.sync(paths, setting)
     t.join()
-    ix.sync(get_nb_paths(corpus), st)
-    fresh = NbIndex(tmp_path/'fresh.db'); fresh.sync(get_nb_paths(corpus), st)
+    ix.sync(get_nb_paths(corpus), setting)
+    fresh = NbIndex(tmp_path/'fresh.db'); fresh.sync(get_nb_paths(corpus), setting)
     assert index_state(tmp_path/'ix.db')==index_state(tmp_path/'fresh.db')
     assert {h.title for h in rank_nbs('quasar nebula', corpus, model=None, index=ix)}=={'Rewritten'}
 

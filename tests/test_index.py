@@ -203,11 +203,11 @@ def test_postings_are_fts5s():
     s = PassageSetting()
     root = Path(__file__).parent
     folders = [root/'corpus'] + [f for f in (root.parent.parent/'shared'/'corpora'/'fastcore', Path('/work/shared/corpora/fastcore')) if f.exists()][:1]
-    ps = [p.text for f in folders for p in ix.passages(s, ix.sync(get_nb_paths(f), s))]
-    ps += weird + texts + ['kill_port(8000) fastcore.xtras.free_port camelCaseName HTTPServer']
-    ps += ['café_x.y_z naïve.func(a_b) plainName x\u00a0y_z a\x1cb_c d\x85e.f g\u2028h α+β=γ_δ mixedCase.café', 'a.b\x00c_d café', '\tTabs é\r\nx.y', 'é']
-    pt = list(enumerate(ps, 1))
-    terms,flat,n = ix._lex_terms(ps)
+    lex_texts = [p.text for f in folders for p in ix.passages(s, ix.sync(get_nb_paths(f), s))]
+    lex_texts += weird + texts + ['kill_port(8000) fastcore.xtras.free_port camelCaseName HTTPServer']
+    lex_texts += ['café_x.y_z naïve.func(a_b) plainName x\u00a0y_z a\x1cb_c d\x85e.f g\u2028h α+β=γ_δ mixedCase.café', 'a.b\x00c_d café', '\tTabs é\r\nx.y', 'é']
+    pt = list(enumerate(lex_texts, 1))
+    terms,flat,n = ix._lex_terms(lex_texts)
     rows = _postings(terms, flat, n, [i for i,_ in pt], [1]*len(pt))
     got = {(t, int(h['id'])):int(h['tf']) for _,t,_,b in rows for h in np.frombuffer(b, _hit)}
     assert got == _fts_postings(ix, pt)
@@ -241,11 +241,11 @@ def test_cache_follows_other_connections(tmp_path):
     from nbsearch.read import get_nb_paths
     d = tmp_path/'nbs'; shutil.copytree(Path(__file__).parent/'corpus', d)
     s = PassageSetting()
-    ix1 = NbIndex(tmp_path/'ix.db'); ps = ix1.sync(get_nb_paths(d), s)
-    before = {h.path for h in ix1.lexical('free a busy port', s, ps)}
+    ix1 = NbIndex(tmp_path/'ix.db'); paths = ix1.sync(get_nb_paths(d), s)
+    before = {h.path for h in ix1.lexical('free a busy port', s, paths)}
     p = d/'tools'/'ports.ipynb'; p.write_text(p.read_text().replace('busy', 'occupied'))  # new content: re-indexed under new ids
     NbIndex(tmp_path/'ix.db').sync(get_nb_paths(d), s)  # by another connection, as another process would
-    assert str(p) in before and {h.path for h in ix1.lexical('free a busy port', s, ps)} == before
+    assert str(p) in before and {h.path for h in ix1.lexical('free a busy port', s, paths)} == before
 
 def test_empty_file_is_not_an_index(tmp_path):
     "An empty file named as the index is not nbsearch's (its index files are made whole, then linked): refused, never rewritten or deleted"

@@ -109,19 +109,19 @@ def xdg(tmp_path_factory):
 texts = _check_texts + ['How do I read a notebook without its outputs?', 'sourdough bread needs a starter', '', 'x '*400]
 
 def test_onnx_matches_sentence_transformers_minilm(xdg):
-    o,st = load_model(offline_model(), backend='onnx'),load_model(offline_model(), backend='torch')
-    assert type(o).__name__=='OnnxModel' and type(st).__name__=='SentenceTransformer'
-    a,b = embed(o, texts),embed(st, texts)
+    o,torch_m = load_model(offline_model(), backend='onnx'),load_model(offline_model(), backend='torch')
+    assert type(o).__name__=='OnnxModel' and type(torch_m).__name__=='SentenceTransformer'
+    a,b = embed(o, texts),embed(torch_m, texts)
     assert a.dtype==np.float32 and a.shape==b.shape
     assert np.abs(a-b).max() < 1e-4
     assert (a*b).sum(1).min() > 0.9999
-    assert [model_key(o), tok_key(o), window(o), model_name(o)]==[model_key(st), tok_key(st), window(st), model_name(st)]
+    assert [model_key(o), tok_key(o), window(o), model_name(o)]==[model_key(torch_m), tok_key(torch_m), window(torch_m), model_name(torch_m)]
 
 def test_onnx_matches_sentence_transformers_cross_encoder(xdg, tiny):
-    o,st = load_model(tiny, backend='onnx'),load_model(tiny, backend='torch')
+    o,torch_m = load_model(tiny, backend='onnx'),load_model(tiny, backend='torch')
     q = 'which port is busy'
-    assert np.abs(cross_scores(o, q, texts) - cross_scores(st, q, texts)).max() < 1e-4
-    assert is_cross(o) and model_key(o)==model_key(st) and window(o)==window(st)
+    assert np.abs(cross_scores(o, q, texts) - cross_scores(torch_m, q, texts)).max() < 1e-4
+    assert is_cross(o) and model_key(o)==model_key(torch_m) and window(o)==window(torch_m)
 
 def test_onnx_loads_from_cache_without_torch(xdg, tiny):
     key = model_key(load_model(offline_model(), backend='torch'))
@@ -285,5 +285,5 @@ def test_a_replaced_tokenizer_is_read_again(xdg, tiny):
     for lower in (False, True, False, True):
         t = json.loads(o.tok.to_str()); t['normalizer']['lowercase'] = lower
         o.tok = Tokenizer.from_str(json.dumps(t)); o.tok.no_padding(); o.tok.enable_truncation(o.max_seq_length)
-        q,ps = 'Which PORT', ['Kill The Process', 'PORT 8000']
-        assert [e.ids for e in o._pairs(q, ps)]==[e.ids for e in o.tok.encode_batch([(q, p) for p in ps])]
+        q,texts = 'Which PORT', ['Kill The Process', 'PORT 8000']
+        assert [e.ids for e in o._pairs(q, texts)]==[e.ids for e in o.tok.encode_batch([(q, p) for p in texts])]

@@ -104,8 +104,8 @@ def test_word_ids_are_the_tokenizers():
     from pathlib import Path
     sm = static_model()
     root = Path(__file__).parent
-    nbs = [read_nb(p) for f in (root/'corpus', root.parent.parent/'shared'/'corpora', Path('/work/shared/corpora')) if f.exists() for p in get_nb_paths(f)]
-    ts = [p.text for nb in nbs for p in passages(nb, sm.offsets)] + texts + weird
+    notebooks = [read_nb(p) for f in (root/'corpus', root.parent.parent/'shared'/'corpora', Path('/work/shared/corpora')) if f.exists() for p in get_nb_paths(f)]
+    ts = [p.text for nb in notebooks for p in passages(nb, sm.offsets)] + texts + weird
     assert len(ts) > 100
     ref = [[i for i in e.ids if i!=sm.unk] for e in sm._etok.encode_batch_fast(ts, add_special_tokens=False)]
     flat,n = sm._tokens(ts)
