@@ -514,14 +514,17 @@ def _pool(self:OnnxModel):
         return self._ex
 
 @patch
-def _run(self:OnnxModel, encs:list, batch_size:int=None)->np.ndarray:
+def _run(self:OnnxModel, encs:list, batch_size:int=None,
+         steady:bool=False, # Give each input the output it has whatever else runs with it? (see below)
+        )->np.ndarray:
     "The model's output for tokenized inputs `encs`, in batches of similar length (`batch_size`, default `self.batch_size`) run `self.threads` at once, in the order of `encs`"
     order,bs = np.argsort([-len(e.ids) for e in encs], kind='stable'),batch_size or self.batch_size
     def _one(idx):
         b = [encs[j] for j in idx]
-        n = max(len(e.ids) for e in b)
+        n = max(len(e.ids) for e in b)+steady  # `steady`: every row padded, at least by one position
+        if steady and len(b)==1: b = b*2  # and never a batch of one row (its output is dropped)
         pad = lambda a,v: np.array([x+[v]*(n-len(x)) for x in (getattr(e, a) for e in b)], dtype='int64')
-        return self.sess.run(None, {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0]
+        return self.sess.run(None, {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0][:len(idx)]
     chunks = [order[i:i+bs] for i in range(0, len(order), bs)]  # the same batches however many run at once: the same outputs
     outs = list(self._pool().map(_one, chunks)) if self.threads>1 and len(chunks)>1 else [_one(c) for c in chunks]
     res = np.empty((len(encs), *outs[0].shape[1:]), 'float32')
@@ -556,7 +559,8 @@ def embed(
 )->np.ndarray: # One unit-length float32 row per text
     "Unit-length float32 embeddings of `texts`"
     if not len(texts): return np.zeros((0, self.dim), dtype='float32')
-    e = self._run(self.tok.encode_batch(list(texts)), batch_size)
+    steady = 'CUDAExecutionProvider' not in self.sess.get_providers()  # on a CPU, a text's embedding never depends on the others
+    e = self._run(self.tok.encode_batch(list(texts)), batch_size, steady=steady)
     return e/np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 @patch
