@@ -468,12 +468,14 @@ def cell_id_line(
 )->int|None: # 1-based line of the cell's `"id"` key, or `None`: no such id, not a regular file, over `max_nb_bytes`, unreadable
     "The line of notebook `path`'s JSON that holds the `\"id\"` of cell `cell_id`, reading the file only up to it and parsing nothing"
     import mmap
-    pat = re.compile(rb'(?<!\\)"id"\s*:\s*"' + re.escape(json.dumps(cell_id, ensure_ascii=False)[1:-1].encode('utf-8', 'replace')) + rb'"')
+    pat = re.compile(rb'"id"\s*:\s*"' + re.escape(json.dumps(cell_id, ensure_ascii=False)[1:-1].encode('utf-8', 'replace')) + rb'"')
     try:
         with open(os.open(path, os.O_RDONLY|getattr(os, 'O_NONBLOCK', 0)|getattr(os, 'O_BINARY', 0)), 'rb') as f:
             _check_file(os.fstat(f.fileno()))
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                if not (m := pat.search(mm)): return None
+                m = pat.search(mm)  # a literal first, which `re` finds fast (a look-behind first scans 25 times slower)
+                while m and m.start() and mm[m.start()-1]==ord('\\'): m = pat.search(mm, m.start()+1)  # `\"id\"` is in a string
+                if not m: return None
                 return sum(mm[i:min(i+2**24, m.start())].count(b'\n') for i in range(0, m.start(), 2**24)) + 1
     except (OSError, ValueError): return None
 
