@@ -93,11 +93,19 @@ def highlight(
         return str(S.bold.red(m.group())) if w in qt or any(len(t)>3 and w.startswith(t) for t in qt) else m.group()
     return re.sub(r'\w+', _hl, s)
 
+# %% ../nbs/08_cli.ipynb #line-fn
+def _line(h)->int|None:
+    "The line of hit `h`'s cell in its file: found by the cell's id when it has one (`cell_id_line`, which reads no further than that id and parses nothing), else by `cell_line`"
+    from nbsearch.read import cell_id_line
+    cid = getattr(h, 'cell_id', None)
+    if cid and Path(h.path).suffix=='.ipynb': return cell_id_line(h.path, cid)
+    from nbsearch.server import cell_line
+    return cell_line(h.path, h.cell, cid)
+
 # %% ../nbs/08_cli.ipynb #fce5ec79
 def _where_in(h)->str:
     "Where hit `h` is: `path:LINE [cell N]`, LINE being the cell's line in the notebook's file (`cell_line`), for editors that open `path:LINE`; `path [cell N]` when that line cannot be found"
-    from nbsearch.server import cell_line
-    try: line = cell_line(h.path, h.cell, getattr(h, 'cell_id', None))
+    try: line = _line(h)
     except (OSError, ValueError, LookupError): line = None  # changed or gone since it was indexed
     return f"{term_safe(h.path)}{f':{line}' if line else ''} [cell {h.cell}]"
 
@@ -214,6 +222,30 @@ def _check(q, K, tags=None):
     if K<1: raise ValueError(f'-k must be 1 or more, not {K}')
     if tags and not all(t.strip() for t in tags): raise ValueError("`--tag` needs a tag name, not ''")
 
+# %% ../nbs/08_cli.ipynb #args-fn
+def _nbs_in(path, formats=None)->L:
+    "The notebooks in `path` (`get_nb_paths`), or an error saying that none were found there"
+    from nbsearch.core import get_nb_paths
+    paths = get_nb_paths(path, formats=formats or ('ipynb',))
+    if not paths: raise ValueError(f"no notebooks found in '{path}'" + (f" (formats: {', '.join(formats)})" if formats and list(formats)!=['ipynb'] else ''))
+    return paths
+
+def _formats(s):
+    "`--formats`, a comma-separated list of notebook formats, as a list: an empty one is an error"
+    if not (fs := _globs(s)): raise ValueError(f"`--formats` needs one or more of ipynb, md, qmd, py, comma-separated, not {s!r}")
+    return fs
+
+def _model_arg(m):
+    "`--model`, refused when empty (it would silently mean the default model)"
+    if m is not None and not str(m).strip(): raise ValueError(f"`--model` needs a model name, hub id or folder, or bm25, not {m!r}")
+    return m
+
+def _tags(tag):
+    "The values of `--tag`, each split on commas as `--include` is: `--tag a,b` is `--tag a --tag b`"
+    if tag is None: return None
+    if not all(ts := [_globs(o) for o in tag]): raise ValueError(f"`--tag` needs a tag name, not {first(o for o,t in zip(tag, ts) if not t)!r}")
+    return [t for o in ts for t in o]
+
 # %% ../nbs/08_cli.ipynb #72b81415
 @command('nbsearch', pos=['path'])
 def nbsearch(
@@ -231,14 +263,14 @@ def nbsearch(
     before:str=None, # Search only notebooks modified before this date or time
     formats:str='ipynb', # Notebook formats to find in folders, comma-separated: ipynb, md, qmd, py (jupytext percent files)
     cell_type:Annotated[str, 'Search only passages with a cell of this type', {'choices': ['markdown', 'code']}]=None,
-    tag:Annotated[str, 'Search only cells that carry this tag, or whose notebook does; repeat for any of several', {'action': 'append'}]=None,
+    tag:Annotated[str, 'Search only cells that carry this tag, or whose notebook does; several, comma-separated or repeated, for any of them', {'action': 'append'}]=None,
     errors:bool=False, # Search only code cells whose outputs hold an error (this reads outputs, as --outputs does)
 ):
     "Search the notebooks in `path` for `q` and show the best, with the cell that answers"
     from nbsearch.core import get_nb_paths, rank_nbs
     from nbsearch.search import passage_filter, _when
-    _check(q, K, tag); fs = _globs(formats); passage_filter(cell_type, tag, errors); _when(since, '--since'); _when(before, '--before')
-    paths = get_nb_paths(path, formats=fs)  # argument errors first, before a model is loaded
+    _check(q, K, tag); fs,tag = _formats(formats),_tags(tag); _model_arg(model); passage_filter(cell_type, tag, errors); _when(since, '--since'); _when(before, '--before')
+    paths = _nbs_in(path, fs)  # argument errors first, before a model is loaded
     hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=_index(index), progress=False if quiet else None,
                     include=_globs(include), exclude=_globs(exclude), since=since, before=before, formats=fs,
                     cell_type=cell_type, tags=tag, errors=errors)
@@ -255,7 +287,8 @@ def _qrels(fn)->dict:
         isinstance(g, (int, float)) and not isinstance(g, bool) for g in v.values()) for v in d.values())
     if not ok: raise ValueError(f"'{fn}' must hold judgments as a JSON object, "
                                 f'{{"a query": {{"notebook path without .ipynb": grade}}}}, not {truncstr(json.dumps(d), 40)}')
-    return d
+    from nbsearch.evaluate import read_qrels
+    return read_qrels(d)  # grades finite, from 0 to `max_grade`
 
 # %% ../nbs/08_cli.ipynb #dbc8033d
 @command('nbsearch-eval', pos=['path'])
@@ -270,7 +303,7 @@ def nbsearch_eval(
 ):
     "Measure models on judged queries over the notebooks in `path`: nDCG@k, MRR, recall@k and query time, one row per model"
     from nbsearch.core import get_nb_paths, compare_models
-    _check(None, K); get_nb_paths(path); qs = _qrels(qrels)
+    _check(None, K); _nbs_in(path); [_model_arg(o) for o in model or []]; qs = _qrels(qrels)
     ms = {_mm().model_name(o): o for o in [cli_model(o, quiet) for o in model or [None]]}
     res = compare_models(None, ms, path, k=K, qrels=qs, index=_index(index), progress=False if quiet else None)
     if plot: res.plot().savefig(plot, dpi=100, bbox_inches='tight')

@@ -6,8 +6,8 @@ Docs: https://nbsearch.github.io/nbsearch/read.html.md"""
 
 # %% auto #0
 __all__ = ['max_output_chars', 'max_nb_bytes', 'max_cell_chars', 'get_nb_paths', 'Cell', 'Nb', 'clean_text', 'headings',
-           'read_nb', 'cell_starts', 'word_offsets', 'hf_offsets', 'Passage', 'passage_texts', 'passages', 'term_safe',
-           'say']
+           'read_nb', 'cell_starts', 'cell_id_line', 'word_offsets', 'hf_offsets', 'Passage', 'passage_texts',
+           'passages', 'term_safe', 'say']
 
 # %% ../nbs/00_read.ipynb #46f5b9e9
 import os, re, json, stat, bisect, warnings
@@ -377,7 +377,8 @@ def read_nb(
     outputs:bool=False # Add the text of code cells' outputs?
 )->Nb:
     "Notebook `path` as search sees it: a title, and its markdown and code cells as clean text"
-    text,st,bad = _read(_expand(Path(path)))
+    try: text,st,bad = _read(_expand(Path(path)))
+    except ValueError as e: raise ValueError(f"'{path}': {e}") from None  # a folder, FIFO or huge file: say which path
     nb,meta = _parsers.get(Path(path).suffix, _parse_ipynb)(text)
     if bad: warnings.warn(f"Notebook '{path}': bytes that are not UTF-8 were replaced by U+FFFD", stacklevel=2)  # only once it is known to be a notebook
     cells = [Cell(c.idx_, c.cell_type, _clean_src(c), _out_text(c) if outputs and c.cell_type=='code' else '',
@@ -477,6 +478,24 @@ def cell_starts(
 )->dict: # `{cell index: 1-based line}`, the cells numbered as `read_nb` numbers them
     "The line of text notebook `path` where each of its cells starts, for editors that open `path:LINE`"
     return {c.idx_: c.line for c in _parsers[Path(path).suffix](_read(_expand(Path(path)))[0])[0].cells}
+
+# %% ../nbs/00_read.ipynb #id-line-fn
+def cell_id_line(
+    path:str|Path, # A `.ipynb` notebook file
+    cell_id:str, # The id of one of its cells (a hit's `cell_id`)
+)->int|None: # 1-based line of the cell's `"id"` key, or `None`: no such id, not a regular file, over `max_nb_bytes`, unreadable
+    "The line of notebook `path`'s JSON that holds the `\"id\"` of cell `cell_id`, reading the file only up to it and parsing nothing"
+    import mmap
+    pat = re.compile(rb'"id"\s*:\s*"' + re.escape(json.dumps(cell_id, ensure_ascii=False)[1:-1].encode('utf-8', 'replace')) + rb'"')
+    try:
+        with open(os.open(path, os.O_RDONLY|getattr(os, 'O_NONBLOCK', 0)|getattr(os, 'O_BINARY', 0)), 'rb') as f:
+            _check_file(os.fstat(f.fileno()))
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                m = pat.search(mm)  # a literal first, which `re` finds fast (a look-behind first scans 25 times slower)
+                while m and m.start() and mm[m.start()-1]==ord('\\'): m = pat.search(mm, m.start()+1)  # `\"id\"` is in a string
+                if not m: return None
+                return sum(mm[i:min(i+2**24, m.start())].count(b'\n') for i in range(0, m.start(), 2**24)) + 1
+    except (OSError, ValueError): return None
 
 # %% ../nbs/00_read.ipynb #ff73bbed
 _word_re = re.compile(r'\w+|[^\w\s]')
