@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastcore.utils import *
 from .core import rank_nbs, get_nb_paths
 from .server import cell_link, _cell_id
+from .cli import _tags
 
 # %% ../nbs/10_magic.ipynb #0c979a5c
 class _ArgError(Exception): pass
@@ -32,7 +33,7 @@ def _parser():
     p.add_argument('--model', default=None, help='A cross-encoder or bi-encoder, or bm25 (default: as the nbsearch command)')
     p.add_argument('--outputs', action='store_true', help='Search the text outputs of code cells too')
     p.add_argument('--cell-type', choices=['markdown', 'code'], help='Search only passages with a cell of this type')
-    p.add_argument('--tag', action='append', help='Search only cells that carry this tag, or whose notebook does; repeat for any of several')
+    p.add_argument('--tag', action='append', help='Search only cells that carry this tag, or whose notebook does; several, comma-separated or repeated, for any of them')
     p.add_argument('--errors', action='store_true', help='Search only code cells whose outputs hold an error (reads outputs)')
     return p
 
@@ -77,7 +78,7 @@ def nbsearch_magic(line:str): # A `%nbsearch` line: QUERY [--path P] [-k N] [--m
     try:
         a = parse_line(line)
         return MagicHits(a.query, rank_nbs(a.query, get_nb_paths(a.path), model=cli_model(a.model), k=a.k, outputs=a.outputs,
-                                           cell_type=a.cell_type, tags=a.tag, errors=a.errors))
+                                           cell_type=a.cell_type, tags=_tags(a.tag), errors=a.errors))
     except _ArgError as e: print(f'%nbsearch: {e}\n{_parser().format_usage()}')
     except _Exit as e:
         if str(e): print(e)

@@ -18,7 +18,7 @@ from typing_extensions import TypedDict, NotRequired
 from urllib.parse import quote
 from fastcore.utils import *
 from fastcore.script import call_parse
-from .read import read_nb, headings, max_nb_bytes, _formats, cell_starts
+from .read import read_nb, headings, max_nb_bytes, _formats, cell_starts, cell_id_line
 from .core import rank_nbs, get_nb_paths, get_index
 
 # %% ../nbs/09_server.ipynb #01f75607
@@ -73,7 +73,7 @@ def cell_line(
 )->int|None: # 1-based line in the file, or `None` when it cannot be found
     "The line of notebook `path` where cell `cell` is, for editors that open `path:LINE`: in the JSON, its `\"id\"` (or, with no id, its `\"cell_type\"`); in a text notebook, where it starts"
     if Path(path).suffix!='.ipynb': return cell_starts(path).get(cell)
-    if cell_id: return _id_line(Path(path).read_text(encoding='utf-8'), cell_id)
+    if cell_id: return cell_id_line(path, cell_id)  # reads up to the cell only, parses nothing, heeds `max_nb_bytes`
     try: cs = nb_cells(path)
     except (OSError, ValueError): return None
     if not 0<=cell<len(cs): return None
