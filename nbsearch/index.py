@@ -206,6 +206,7 @@ class NbIndex:
 
     def _open(self):
         "The connection; a file SQLite finds damaged is rebuilt (it is nbsearch's: `index_owner` proved it)"
+        if self.path and self.path.is_symlink() and self.path.exists(): self.path = self.path.resolve()  # a link to a file: that file is the index, rebuilt or cleared in its place
         try: return _connect(self.path)
         except sqlite3.DatabaseError as e:
             if self.path is None or db_trouble(e)!='corrupt': raise

@@ -61,14 +61,17 @@ def test_link_to_no_file_is_a_clear_error(tmp_path, target):
     assert files(d)=={'d.db': 'link'} and os.readlink(d/'d.db')==str(d/target)
     with pytest.raises(NotAnIndexError, match='symbolic link'): NbIndex(d/'d.db')
 
-def test_link_to_an_index_is_followed(tmp_path):
-    "A link to an nbsearch index is still an index: it is searched through the link, and the link stays a link"
+@pytest.mark.parametrize('schema', [None, 2])
+def test_link_to_an_index_is_followed(tmp_path, schema):
+    "A link to an nbsearch index is still an index, searched (and rebuilt, when its schema is old) where the link leads: the link stays a link"
     NbIndex(tmp_path/'real.db').close()
+    if schema: db = sqlite3.connect(tmp_path/'real.db'); db.execute(f'pragma user_version={schema}'); db.close()
     (tmp_path/'link.db').symlink_to(tmp_path/'real.db')
     r = run_cli('kill port', corpus, '--model', 'bm25', '--index', tmp_path/'link.db', '-k', '1', '--json', timeout=120)
     assert r.returncode==0, r.stderr
     assert Path(json.loads(r.stdout)[0]['path']).name=='ports.ipynb'
     assert (tmp_path/'link.db').is_symlink() and index_owner(tmp_path/'real.db')=='ours'
+    assert sqlite3.connect(tmp_path/'real.db').execute('select count(*) from docs').fetchone()[0]>0
 
 
 # 3. inspecting a foreign WAL-mode file left `-wal` and `-shm` files beside it
