@@ -62,23 +62,15 @@ app_id = 0x6e627378 # SQLite `application_id` of nbsearch's index files ('nbsx')
 schema_version = 7 # SQLite `user_version` of the index files this version writes (6: `pcells`, what filters read of each passage; 7: postings keyed by (notebook, term), hits as a blob)
 _sqlite_magic = b'SQLite format 3\x00'
 
-def _old_index(p):
-    "Is `p` an index written by nbsearch before it marked its files (a `meta` table with a `version` row)?"
-    try:
-        db = sqlite3.connect(f'file:{quote(str(p))}?mode=ro', uri=True)
-        try:
-            tables = {n for n, in db.execute("select name from sqlite_master where type='table'")}
-            return tables<={'meta', 'docs', 'passages', 'embs'} | {t for t in tables if t.startswith('lex')} and 'meta' in tables and \
-                   db.execute("select v from meta where k='version'").fetchone() is not None
-        finally: db.close()
-    except sqlite3.Error: return False
-
 def index_owner(
     p:Path # A file named as the index
 )->str: # 'none' (no such file), 'ours', or 'old' (an index of an earlier nbsearch)
     "Who made file `p`: a `NotAnIndexError` unless it is missing or nbsearch can prove it wrote it"
     try: s = os.stat(p)
-    except FileNotFoundError: return 'none'
+    except OSError as e:
+        if os.path.islink(p): raise NotAnIndexError(f"'{p}' is a symbolic link to '{os.readlink(p)}', where there is no file; nbsearch does not create one through a link: name another file, or remove the link") from None
+        if isinstance(e, FileNotFoundError): return 'none'
+        raise
     if not stat.S_ISREG(s.st_mode): raise NotAnIndexError(f"'{p}' is not a regular file, so it cannot be an nbsearch index")
     if s.st_size==0: raise NotAnIndexError(f"'{p}' is an empty file: nbsearch did not create it (its index files never exist empty), so it was left as it is; delete it, or name another file")
     with open(p, 'rb') as f: head = f.read(100)
@@ -86,6 +78,33 @@ def index_owner(
         if int.from_bytes(head[68:72], 'big')==app_id: return 'ours'
         if _old_index(p): return 'old'
     raise NotAnIndexError(f"'{p}' is not an nbsearch index (nbsearch did not create it), so it was left as it is; name another file, or none for the default")
+
+# %% ../nbs/04_index.ipynb #trust02
+_unmarked = {v:f'''
+create table if not exists meta (k text primary key, v text);
+create table if not exists docs (pkey text, path text, size int, mtime int, {'ctime int, ' if v=='2' else ''}hash text, title text, n int, err text, primary key (pkey, path));
+create table if not exists passages (id integer primary key, pkey text, path text, cells text, ctx text, body text);
+create index if not exists passages_doc on passages (pkey, path);
+create virtual table if not exists lex using fts5 (toks, tokenize="porter unicode61 tokenchars '_'");
+create table if not exists embs (mkey text, pkey text, path text, vecs blob, primary key (mkey, pkey, path));
+''' for v in ('1', '2')} # The schemas of the index files nbsearch wrote before it marked them, by their `version` in `meta`
+
+def _shape(db)->list:
+    "The tables and indexes of `db` with the SQL that made them (FTS5's own tables by name alone: their SQL varies with SQLite's version)"
+    return sorted((t, n, None if n.startswith('lex_') else s) for t,n,s in db.execute('select type, name, sql from sqlite_master'))
+
+def _old_index(p):
+    "Is `p` an index written by nbsearch before it marked its files: schema 1 or 2 exactly, with its `version` row? Read without writing anything"
+    try:
+        db = sqlite3.connect(f'file:{quote(str(p))}?mode=ro&immutable=1', uri=True)
+        try: got,v = _shape(db),db.execute("select v from meta where k='version'").fetchone()
+        finally: db.close()
+    except sqlite3.Error: return False
+    if v is None or v[0] not in _unmarked: return False
+    ref = sqlite3.connect(':memory:')
+    try: ref.executescript(_unmarked[v[0]]); return got==_shape(ref)
+    finally: ref.close()
+
 
 # %% ../nbs/04_index.ipynb #96992b75
 _corrupt_codes = {11, 26} # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -198,6 +217,7 @@ class NbIndex:
 
     def _open(self):
         "The connection; a file SQLite finds damaged is rebuilt (it is nbsearch's: `index_owner` proved it)"
+        if self.path and self.path.is_symlink() and self.path.exists(): self.path = self.path.resolve()  # a link to a file: that file is the index, rebuilt or cleared in its place
         try: return _connect(self.path)
         except sqlite3.DatabaseError as e:
             if self.path is None or db_trouble(e)!='corrupt': raise
@@ -543,14 +563,26 @@ def _update(self:NbIndex, setting, todo, docs, progress=None, chunk:int=64):
     cs = [c for c in [todo[:8]] if c] + list(chunked(todo[8:], chunk))  # a small first chunk, so that the bar moves within its first seconds
     for c,(rs,same,gone) in zip(cs, _ahead(lambda c: _changes(setting, c, docs), cs)):
         with self._write():
-            self._drop([i for p in gone+[r.path for r in rs] for i, in self.db.execute('select id from docs where pkey=? and path=?', (pkey, p))])  # as stored now: another process may be indexing too
+            new = self._unstored(pkey, rs)
+            self._drop([i for p in gone+[r.path for r in new] for i, in self.db.execute('select id from docs where pkey=? and path=?', (pkey, p))])  # as stored now: another process may be indexing too
             self.db.executemany('update docs set size=?, mtime=?, ctime=? where id=?', same)
-            self._add(pkey, rs)
+            self._add(pkey, new)
         for p in gone+[r.path for r in rs]:
             for o in self._embs.values(): o.pop(p, None)
         if rs or same or gone: self._docs_cache.pop(pkey, None)
         bar.update(len(c))
     bar.close()
+
+# %% ../nbs/04_index.ipynb #trust07
+@patch
+def _unstored(self:NbIndex, pkey, rs:list)->list:
+    "Those of `rs` (`_Read`s) that the index does not hold as read: another process may have stored the others meanwhile, from the same content"
+    have = {}
+    for c in chunked([r.path for r in rs], 900):
+        have.update((p, (h, (s, m, t))) for p,h,s,m,t in self.db.execute(
+            f"select path, hash, size, mtime, ctime from docs where pkey=? and path in ({','.join('?'*len(c))})", (pkey, *c)))
+    return [r for r in rs if have.get(r.path)!=(r.hash, tuple(r.stat or ()))]
+
 
 # %% ../nbs/04_index.ipynb #6553d7b4
 @patch
