@@ -47,8 +47,13 @@ def main(
     index:str=None, # Index file (default: a fresh temporary one, so the build is measured too)
     rerank:int=None, # Passages the ranking model scores (default: `rank_nbs`'s)
     quick:bool=False, # Only nbsearch's own numbers (no original method, no run without stage 1, no shortlist recall)
+    lexical_cap:int=64, # At most this many passages of one notebook from the lexical leg (`NbIndex.lexical`'s `per_nb`; 0: no limit)
 ):
     "Print nDCG@10, MRR and recall@10 of nbsearch and of the original method, and the shortlist's recall"
+    if lexical_cap!=64:
+        import nbsearch.index as I
+        lex = I.NbIndex.lexical
+        I.NbIndex.lexical = lambda self, *a, **k: lex(self, *a, **{'per_nb': lexical_cap or None, **k})
     qs = read_qrels(qrels)
     nbs = [Path(corpus)/s for s in subdirs.split()]
     m = load_model(offline_model() if model=='all-MiniLM-L6-v2' else model)

@@ -771,6 +771,13 @@ class LexHit(NamedTuple):
     "A passage found by BM25: its `id`, notebook `path` and `score` (higher is better)"
     id:int; path:str; score:float
 
+def _nth_of_its_kind(a:np.ndarray)->np.ndarray:
+    "For each item of `a`, how many items equal to it come before it: `[7, 3, 7, 7]` -> `[0, 0, 1, 2]`"
+    srt = np.argsort(a, kind='stable')
+    starts = np.r_[0, np.flatnonzero(a[srt][1:]!=a[srt][:-1])+1]
+    res = np.empty(len(a), 'int64'); res[srt] = np.arange(len(a))-np.repeat(starts, np.diff(np.r_[starts, len(a)]))
+    return res
+
 def _path_rank(by_id, owner):
     "For each notebook id in `owner`, its notebook's rank by path among notebooks `by_id` (`{id: Doc}`)"
     dids = np.array(sorted(by_id, key=lambda i: by_id[i].path), dtype='int64')
@@ -788,6 +795,7 @@ def lexical(
     k1:float=1.2, # BM25's term frequency saturation
     b:float=0.75, # BM25's length normalisation
     only:np.ndarray=None, # Return only passages with these ids (see `matching`); `None` for any
+    per_nb:int=64, # At most this many passages of one notebook (`None`: no limit), so that one huge notebook cannot fill the `n`
 )->list: # `LexHit`s, best first
     "The `n` passages of notebooks `paths` that best match `q` by BM25, with statistics over those notebooks alone"
     terms = self.terms(q)
@@ -820,6 +828,9 @@ def lexical(
     if only is not None: keep = np.isin(u, only); u,owner,s = u[keep],owner[keep],s[keep]  # filters: the statistics stay those of `paths`
     sel = np.arange(len(s)) if len(s)<=n else np.flatnonzero(s>=-np.partition(-s, n-1)[n-1])  # those that can be among the best `n`
     top = sel[np.lexsort((u[sel], _path_rank(by_id, owner[sel]), -s[sel]))][:n]  # best first; ties by notebook path, then passage id
+    if per_nb is not None and np.unique(owner[top], return_counts=True)[1].max(initial=0)>per_nb:  # a notebook over its share: rank them all
+        order = np.lexsort((u, _path_rank(by_id, owner), -s))
+        top = order[_nth_of_its_kind(owner[order])<per_nb][:n]
     return [LexHit(i, by_id[d].path, sc) for i,d,sc in zip(u[top].tolist(), owner[top].tolist(), s[top].tolist())]
 
 # %% ../nbs/04_index.ipynb #e69d07aa
