@@ -6,8 +6,8 @@ Docs: https://nbsearch.github.io/nbsearch/index.html.md"""
 
 # %% auto #0
 __all__ = ['app_id', 'schema_version', 'PassageSetting', 'NotAnIndexError', 'index_owner', 'db_trouble', 'default_index_path',
-           'NbIndex', 'Doc', 'StoredPassage', 'in_batches', 'LexHit', 'Embeddings', 'IndexSummary', 'get_index',
-           'with_index']
+           'NbIndex', 'Doc', 'StoredPassage', 'in_batches', 'LexHit', 'Embeddings', 'TokenVecs', 'IndexSummary',
+           'get_index', 'with_index']
 
 # %% ../nbs/04_index.ipynb #ead116f1
 import os, sys, stat, json, time, sqlite3, hashlib, warnings, threading
@@ -884,11 +884,17 @@ def _toks(t:np.ndarray)->tuple:
     return s.astype('float32').tobytes(), q.tobytes()
 
 def _untoks(scale:bytes, toks:bytes)->np.ndarray:
-    "The float32 token rows `_toks` stored as `scale` and `toks`"
+    "The float32 token rows `_toks` stored as `scale` and `toks` (or several passages' rows, their bytes joined)"
     s = np.frombuffer(scale, 'float32')
-    return np.frombuffer(toks, 'int8').reshape(len(s), -1).astype('float32')*s[:, None]
+    res = np.frombuffer(toks, 'int8').reshape(len(s), -1).astype('float32')
+    return np.multiply(res, s[:, None], out=res)
 
 # %% ../nbs/04_index.ipynb #ptoks06
+class TokenVecs(NamedTuple):
+    "The token embeddings of passages: `rows`, float32, every passage's rows one after another; `n`, how many rows each passage has"
+    rows:np.ndarray; n:np.ndarray
+    def split(self)->list: return np.split(self.rows, np.cumsum(self.n)[:-1]) if len(self.n) else []
+
 @patch
 def token_vecs(
     self:NbIndex,
@@ -897,10 +903,10 @@ def token_vecs(
     ps:list, # `StoredPassage`s (anything with an `id` and a `text`)
     name:str=None, # The model's name, for `summary`
     progress:bool=None, # Show a progress bar? By default, on a terminal when the work takes over 2 seconds
-)->list: # A float32 array per passage, a row per token
+)->TokenVecs: # Their rows, passage after passage
     "Token embeddings by `m` of passages `ps`, as stored (`_toks`): those cached in the index, and the others computed and cached"
     from nbsearch.models import token_embed, batch_size_for
-    if not ps: return []
+    if not ps: return TokenVecs(np.zeros((0, 0), 'float32'), np.zeros(0, 'int64'))
     with self.lock:
         have = {}
         for c in chunked([p.id for p in ps], 900):
@@ -918,7 +924,8 @@ def token_vecs(
                                         [(mkey, p.id, s, t, p.id) for p,(s,t) in zip(todo, got)])
             except sqlite3.Error as e:
                 if db_trouble(e) is None: raise
-    return [_untoks(*have[p.id]) for p in ps]
+    got = [have[p.id] for p in ps]
+    return TokenVecs(_untoks(b''.join(s for s,_ in got), b''.join(t for _,t in got)), np.array([len(s)//4 for s,_ in got], 'int64'))  # one pass over them all
 
 # %% ../nbs/04_index.ipynb #e275cf6a
 class IndexSummary(BasicRepr):

@@ -273,13 +273,14 @@ def shortlist(
 # %% ../nbs/05_search.ipynb #maxs01
 def maxsim(
     qt:np.ndarray, # The query's token embeddings, a unit row per token
-    pts:list, # Each passage's token embeddings, a unit row per token
+    rows:np.ndarray, # The passages' token embeddings, a unit row per token, passage after passage (as in `TokenVecs`)
+    n:list, # How many rows each passage has
 )->np.ndarray: # A score per passage, from -1 to 1
     "Late interaction (ColBERT's MaxSim, averaged): for each token of the query its best cosine among a passage's tokens, the mean over the query's tokens"
-    n = np.array([len(t) for t in pts], 'int64')
-    if not len(pts) or not len(qt): return np.zeros(len(pts), 'float32')
-    sims = np.concatenate([t for t in pts if len(t)]) @ np.ascontiguousarray(qt.T)  # every passage token against every query token
-    res = np.full(len(pts), -1., 'float32')  # a passage without tokens matches nothing
+    n = np.asarray(n, 'int64')
+    if not len(n) or not len(qt): return np.zeros(len(n), 'float32')
+    sims = np.einsum('ij,kj->ik', rows, qt)  # every passage token against every query token; not BLAS (see `_dot`): its spinning threads cost more than they save
+    res = np.full(len(n), -1., 'float32')  # a passage without tokens matches nothing
     res[n>0] = np.maximum.reduceat(sims, np.r_[0, n[n>0].cumsum()[:-1]], axis=0).mean(1)
     return res
 
@@ -290,7 +291,7 @@ def bm25_scores(q, m, ix, short, dense=None, progress=None):
 
 def bi_scores(q, m, ix, short, dense=None, progress=None):
     "Late-interaction scores (`maxsim`) of `q` and passages `short` by bi-encoder `m`, from token embeddings cached per passage; for a model without token embeddings, cosines (stage 1's when `m` was its model)"
-    if short and has_tokens(m): return maxsim(token_embed(m, [q])[0], ix.token_vecs(m, model_key(m), short, name=model_name(m), progress=progress))
+    if short and has_tokens(m): return maxsim(token_embed(m, [q])[0], *ix.token_vecs(m, model_key(m), short, name=model_name(m), progress=progress))
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
     return _dot(ix.passage_vecs(m, model_key(m), short, name=model_name(m), progress=progress), embed(m, [q])[0])
