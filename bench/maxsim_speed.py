@@ -5,7 +5,8 @@
 `base` is a copy of the code to compare with (e.g. `git archive main | tar -x -C /tmp/maxsim-base`). Each turn runs one process per
 checkout: it loads the model, runs the query once on its index (`--base-index`/`--index`, copies of an index that already holds
 the folder, so the turn measures a warm search), then times `n` repeats of it; the median of each turn is printed, then the median
-over turns and the ratio. `--cold` also times one query of each on a fresh index file (folder read, static vectors, MiniLM on the shortlist).
+over turns and the ratio. `--cold` also times one query of each on a fresh index file (folder read, static vectors, MiniLM on the shortlist);
+`--uncached`, in turns, the query on copies of the indexes without cached passage vectors (MiniLM on the shortlist only).
 """
 import json, os, subprocess, sys, tempfile, statistics
 from pathlib import Path
@@ -41,6 +42,7 @@ def main(
     turns:int=3, # Turns of (base, this)
     n:int=7, # Timed repeats per turn
     cold:bool=False, # Also time one query on a fresh index, each
+    uncached:bool=False, # Also time, in turns, the query on copies of the indexes with no passage vectors cached (`pvecs`, `ptoks`)
 ):
     "Print warm query times (median of `n` repeats, per turn) of `base` and this checkout, and their ratio"
     here,corpus = Path(__file__).resolve().parent.parent,str(Path(corpus).resolve())
@@ -51,6 +53,18 @@ def main(
             print(f"turn {i+1} {k}: {o['median']*1000:.0f} ms median of {n} (first {o['first']*1000:.0f} ms); top 3: {o['top']}", flush=True)
     b,t = statistics.median(res['base']),statistics.median(res['this'])
     print(f"warm: base {b*1000:.0f} ms, this {t*1000:.0f} ms, ratio {t/b:.2f}")
+    if uncached:
+        import shutil, sqlite3
+        for i in range(turns):
+            for k,d,ix in (('base', base, base_index), ('this', here, index)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    c = Path(tmp)/'index.db'; shutil.copy(ix, c)
+                    db = sqlite3.connect(c)
+                    for t in ('pvecs', 'ptoks'):
+                        if db.execute("select 1 from sqlite_master where name=?", (t,)).fetchone(): db.execute(f'delete from {t}')
+                    db.commit(); db.close()
+                    o = _run(d, q, corpus, c, 1)
+                    print(f"turn {i+1} {k}: first query with no passage vectors cached {o['first']*1000:.0f} ms, then {o['median']*1000:.0f} ms", flush=True)
     if cold:
         for k,d in (('base', base), ('this', here)):
             with tempfile.TemporaryDirectory() as tmp:
