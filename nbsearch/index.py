@@ -948,7 +948,8 @@ def summary(self:NbIndex)->IndexSummary:
         folders.append(dict(path=f, notebooks=len(mine), passages=sum(o[2] or 0 for o in mine)))
     names = dict(self.db.execute("select substr(k, 7), v from meta where k like 'model:%'"))
     models = [dict(key=k, name=names.get(k, k), passages=n) for k,n in self.db.execute(
-        'select v.mkey, sum(d.n) from vecs v join docs d on d.id=v.doc group by v.mkey union all select mkey, count(*) from pvecs group by mkey')]
+        'select mkey, max(n) from (select v.mkey, sum(d.n) n from vecs v join docs d on d.id=v.doc group by v.mkey union all '
+        'select mkey, count(*) from pvecs group by mkey union all select mkey, count(*) from ptoks group by mkey) group by mkey')]  # token vectors too (`token_vecs`)
     return IndexSummary(self.path, size, folders, models)
 
 @patch
