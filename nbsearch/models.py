@@ -415,8 +415,9 @@ def cross_scores(m, q:str, texts:list, batch_size:int=None)->'np.ndarray':
 
 # %% ../nbs/01_models.ipynb #tokemb01
 def has_tokens(m)->bool:
-    "Can bi-encoder `m` give the embeddings of its tokens (`token_embed`)? A sentence-transformers model or an ONNX export can; a static model cannot"
-    return hasattr(m, 'token_embed') if _ours(m) else not is_cross(m) and hasattr(m, 'encode')
+    "Can bi-encoder `m` give the embeddings of its tokens (`token_embed`)? A transformer run by sentence-transformers or an ONNX export can; a static model cannot"
+    if _ours(m): return hasattr(m, 'token_embed')
+    return not is_cross(m) and hasattr(m, 'encode') and nested_attr(m, '0.auto_model', None) is not None  # a transformer's, not a static module's
 
 def token_embed(m, texts:list, batch_size:int=None)->list:
     "Unit-length float32 embeddings of every token of each of `texts` by bi-encoder `m`: `[CLS]`/`[SEP]` kept, padding dropped, truncated as `embed` truncates"
