@@ -6,8 +6,8 @@ Docs: https://nbsearch.github.io/nbsearch/index.html.md"""
 
 # %% auto #0
 __all__ = ['app_id', 'schema_version', 'PassageSetting', 'NotAnIndexError', 'index_owner', 'db_trouble', 'default_index_path',
-           'NbIndex', 'Doc', 'StoredPassage', 'in_batches', 'LexHit', 'Embeddings', 'IndexSummary', 'get_index',
-           'with_index']
+           'NbIndex', 'Doc', 'StoredPassage', 'in_batches', 'LexHit', 'Embeddings', 'TokenVecs', 'IndexSummary',
+           'get_index', 'with_index']
 
 # %% ../nbs/04_index.ipynb #ead116f1
 import os, sys, stat, json, time, sqlite3, hashlib, warnings, threading
@@ -131,6 +131,7 @@ create table if not exists postings (doc int, term text, n int, hits blob, prima
 create table if not exists vecs (mkey text, doc int, vecs blob, primary key (mkey, doc)) without rowid;
 create index if not exists vecs_doc on vecs (doc);
 create table if not exists pvecs (mkey text, id int, vec blob, primary key (mkey, id)) without rowid;
+create table if not exists ptoks (mkey text, id int, scale blob, toks blob, primary key (mkey, id)) without rowid;
 create table if not exists pcells (id int, part int, cell_type text, err int, tags text, primary key (id, part)) without rowid;
 create trigger if not exists pcells_drop after delete on passages begin delete from pcells where id=old.id; end;
 '''
@@ -311,6 +312,7 @@ def _drop(self:NbIndex, ids:list):
     "Forget notebooks `ids` (`Doc.id`s): their passages, postings and embeddings"
     args = [(i,) for i in ids]
     self.db.executemany('delete from pvecs where id in (select id from passages where doc=?)', args)
+    self.db.executemany('delete from ptoks where id in (select id from passages where doc=?)', args)
     for t,c in (('postings', 'doc'), ('vecs', 'doc'), ('passages', 'doc'), ('docs', 'id')):
         self.db.executemany(f'delete from {t} where {c}=?', args)
 
@@ -943,6 +945,57 @@ def passage_vecs(
                 if db_trouble(e) is None: raise
     return np.stack([have[p.id] for p in ps])
 
+# %% ../nbs/04_index.ipynb #ptoks02
+def _toks(t:np.ndarray)->tuple:
+    "Token rows `t` as stored: the rows in int8 (a step per row: its largest magnitude over 127) and a float32 scale per row that gives each its length back, as bytes"
+    q = np.rint(t/(np.maximum(np.abs(t).max(1), 1e-12)/127)[:, None]).astype('int8')
+    s = np.linalg.norm(t, axis=1)/np.maximum(np.linalg.norm(q.astype('float32'), axis=1), 1e-12)
+    return s.astype('float32').tobytes(), q.tobytes()
+
+def _untoks(scale:bytes, toks:bytes)->np.ndarray:
+    "The float32 token rows `_toks` stored as `scale` and `toks` (or several passages' rows, their bytes joined)"
+    s = np.frombuffer(scale, 'float32')
+    res = np.frombuffer(toks, 'int8').reshape(len(s), -1).astype('float32')
+    return np.multiply(res, s[:, None], out=res)
+
+# %% ../nbs/04_index.ipynb #ptoks06
+class TokenVecs(NamedTuple):
+    "The token embeddings of passages: `rows`, float32, every passage's rows one after another; `n`, how many rows each passage has"
+    rows:np.ndarray; n:np.ndarray
+    def split(self)->list: return np.split(self.rows, np.cumsum(self.n)[:-1]) if len(self.n) else []
+
+@patch
+def token_vecs(
+    self:NbIndex,
+    m, # A bi-encoder with token embeddings (`nbsearch.models.has_tokens`)
+    mkey:str, # Its fingerprint
+    ps:list, # `StoredPassage`s (anything with an `id` and a `text`)
+    name:str=None, # The model's name, for `summary`
+    progress:bool=None, # Show a progress bar? By default, on a terminal when the work takes over 2 seconds
+)->TokenVecs: # Their rows, passage after passage
+    "Token embeddings by `m` of passages `ps`, as stored (`_toks`): those cached in the index, and the others computed and cached"
+    from nbsearch.models import token_embed, batch_size_for
+    if not ps: return TokenVecs(np.zeros((0, 0), 'float32'), np.zeros(0, 'int64'))
+    with self.lock:
+        have = {}
+        for c in chunked([p.id for p in ps], 900):
+            have.update((i, (s, t)) for i,s,t in self.db.execute(
+                f"select id, scale, toks from ptoks where mkey=? and id in ({','.join('?'*len(c))})", (mkey, *c)))
+        if (todo := [p for p in ps if p.id not in have]):
+            if name: self._set_meta(f'model:{mkey}', name)
+            bar,got = _bar(len(todo), 'Embedding tokens', 'passage', progress),[]
+            for c in chunked(todo, max(32, batch_size_for(m))): got += [_toks(t) for t in token_embed(m, [p.text for p in c])]; bar.update(len(c))
+            bar.close()
+            have.update(zip([p.id for p in todo], got))
+            try:
+                with self._write():
+                    self.db.executemany('insert or replace into ptoks select ?,?,?,? where exists (select 1 from passages where id=?)',
+                                        [(mkey, p.id, s, t, p.id) for p,(s,t) in zip(todo, got)])
+            except sqlite3.Error as e:
+                if db_trouble(e) is None: raise
+    got = [have[p.id] for p in ps]
+    return TokenVecs(_untoks(b''.join(s for s,_ in got), b''.join(t for _,t in got)), np.array([len(s)//4 for s,_ in got], 'int64'))  # one pass over them all
+
 # %% ../nbs/04_index.ipynb #e275cf6a
 class IndexSummary(BasicRepr):
     "Where the index is (`path`), its size in `bytes`, its `folders` and the `models` whose embeddings it holds"
@@ -969,7 +1022,8 @@ def summary(self:NbIndex)->IndexSummary:
         folders.append(dict(path=f, notebooks=len(mine), passages=sum(o[2] or 0 for o in mine)))
     names = dict(self.db.execute("select substr(k, 7), v from meta where k like 'model:%'"))
     models = [dict(key=k, name=names.get(k, k), passages=n) for k,n in self.db.execute(
-        'select v.mkey, sum(d.n) from vecs v join docs d on d.id=v.doc group by v.mkey union all select mkey, count(*) from pvecs group by mkey')]
+        'select mkey, max(n) from (select v.mkey, sum(d.n) n from vecs v join docs d on d.id=v.doc group by v.mkey union all '
+        'select mkey, count(*) from pvecs group by mkey union all select mkey, count(*) from ptoks group by mkey) group by mkey')]  # token vectors too (`token_vecs`)
     return IndexSummary(self.path, size, folders, models)
 
 @patch

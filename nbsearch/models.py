@@ -8,8 +8,8 @@ Docs: https://nbsearch.github.io/nbsearch/models.html.md"""
 __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 'settings_path', 'default_model_name',
            'resolve_model', 'hub_reachable', 'model_kind', 'hub_note', 'tiny_cross_encoder', 'fingerprint',
            'load_model', 'is_cross', 'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'model_dim', 'on_gpu',
-           'batch_size_for', 'embed', 'cross_scores', 'cores', 'default_threads', 'OnnxModel', 'export_onnx',
-           'export_pending', 'hub_off', 'is_local', 'pick_model']
+           'batch_size_for', 'embed', 'cross_scores', 'has_tokens', 'token_embed', 'cores', 'default_threads',
+           'OnnxModel', 'export_onnx', 'export_pending', 'hub_off', 'is_local', 'pick_model']
 
 # %% ../nbs/01_models.ipynb #35781a47
 import os, re, sys, json, math, time, numbers, shutil, threading, hashlib, weakref, warnings, tempfile, importlib, importlib.util
@@ -441,6 +441,21 @@ def cross_scores(
     if _ours(m): return m.score(q, list(texts))
     return m.predict([(q, t) for t in texts], batch_size=batch_size or batch_size_for(m), convert_to_numpy=True, show_progress_bar=False).astype('float32')
 
+# %% ../nbs/01_models.ipynb #tokemb01
+def has_tokens(m)->bool:
+    "Can bi-encoder `m` give the embeddings of its tokens (`token_embed`)? A transformer run by sentence-transformers or an ONNX export can; a static model cannot"
+    if _ours(m): return hasattr(m, 'token_embed')
+    return not is_cross(m) and hasattr(m, 'encode') and nested_attr(m, '0.auto_model', None) is not None  # a transformer's, not a static module's
+
+def token_embed(m, texts:list, batch_size:int=None)->list:
+    "Unit-length float32 embeddings of every token of each of `texts` by bi-encoder `m`: `[CLS]`/`[SEP]` kept, padding dropped, truncated as `embed` truncates"
+    if _ours(m): return m.token_embed(list(texts))
+    if not len(texts): return []
+    ts = m.encode(list(texts), batch_size=batch_size or batch_size_for(m), output_value='token_embeddings', convert_to_numpy=False, show_progress_bar=False)
+    return [_unit_rows(t.float().cpu().numpy()) for t in ts]
+
+def _unit_rows(a:np.ndarray)->np.ndarray: return (a/np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)).astype('float32')
+
 # %% ../nbs/01_models.ipynb #7bf4e0e6
 def _onnx_dir(key:str)->Path: return xdg_cache_home()/'nbsearch'/'onnx'/key
 
@@ -516,7 +531,8 @@ def _pool(self:OnnxModel):
 @patch
 def _run(self:OnnxModel, encs:list, batch_size:int=None,
          steady:bool=False, # Give each input the output it has whatever else runs with it? (see below)
-        )->np.ndarray:
+         tokens:bool=False, # Return each input's token rows instead (a bi-encoder export's `tokens` output, without padding), as a list
+        )->np.ndarray|list:
     "The model's output for tokenized inputs `encs`, in batches of similar length (`batch_size`, default `self.batch_size`) run `self.threads` at once, in the order of `encs`"
     order,bs = np.argsort([-len(e.ids) for e in encs], kind='stable'),batch_size or self.batch_size
     def _one(idx):
@@ -524,9 +540,11 @@ def _run(self:OnnxModel, encs:list, batch_size:int=None,
         n = max(len(e.ids) for e in b)+steady  # `steady`: every row padded, at least by one position
         if steady and len(b)==1: b = b*2  # and never a batch of one row (its output is dropped)
         pad = lambda a,v: np.array([x+[v]*(n-len(x)) for x in (getattr(e, a) for e in b)], dtype='int64')
-        return self.sess.run(None, {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0][:len(idx)]
+        out = self.sess.run(['tokens'] if tokens else None, {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0][:len(idx)]
+        return [o[:len(e.ids)] for o,e in zip(out, b)] if tokens else out
     chunks = [order[i:i+bs] for i in range(0, len(order), bs)]  # the same batches however many run at once: the same outputs
     outs = list(self._pool().map(_one, chunks)) if self.threads>1 and len(chunks)>1 else [_one(c) for c in chunks]
+    if tokens: res = dict(zip(np.concatenate(chunks).tolist(), (t for o in outs for t in o))); return [res[j] for j in range(len(encs))]
     res = np.empty((len(encs), *outs[0].shape[1:]), 'float32')
     res[order] = np.concatenate(outs)
     return res
@@ -580,6 +598,14 @@ def get_embedding_dimension(self:OnnxModel)->int:
     "The length of the embeddings, named as sentence-transformers names it"
     return self.dim
 
+# %% ../nbs/01_models.ipynb #tokemb05
+@patch
+def token_embed(self:OnnxModel, texts:list, batch_size:int=None)->list:
+    "Unit-length float32 embeddings of every token of each of `texts` (the export's `tokens` output), without the padding of their batch"
+    if self.kind!='bi': raise TypeError(f"{self.name} is a cross-encoder: it has no token embeddings")
+    steady = 'CUDAExecutionProvider' not in self.sess.get_providers()  # as `embed`: the same rows whatever else runs with a text
+    return [_unit_rows(t) for t in self._run(self.tok.encode_batch(list(texts)), batch_size, steady=steady, tokens=True)]
+
 # %% ../nbs/01_models.ipynb #pairs001
 from typing import NamedTuple
 
@@ -632,7 +658,7 @@ def _export_module(m, names:list, consts:dict):
         def __init__(self): super().__init__(); self.m = m
         def forward(self, *xs):
             out = self.m(dict(zip(names, xs)) | consts)
-            if not cross: return out['sentence_embedding']
+            if not cross: return out['sentence_embedding'], out['token_embeddings']  # the tokens before pooling: `token_embed`
             s = m.activation_fn(out['scores']) if m.activation_fn is not None else out['scores']
             return s.squeeze(-1) if s.ndim>1 and s.shape[-1]==1 else s
     return _E().eval()
@@ -643,9 +669,9 @@ _check_texts = ['kill the process on a port', 'x', 'def get_nb_paths(path, recur
 
 def _st_out(m, texts):
     "The reference output of sentence-transformers model `m` on `texts` (pairs with a fixed query for a cross-encoder)"
-    return cross_scores(m, 'which port', texts) if is_cross(m) else embed(m, texts)
+    return cross_scores(m, 'which port', texts) if is_cross(m) else np.concatenate([embed(m, texts).ravel(), *[t.ravel() for t in token_embed(m, texts)]])
 
-def _onnx_out(o, texts): return o.score('which port', texts) if o.kind=='cross' else o.embed(texts)
+def _onnx_out(o, texts): return o.score('which port', texts) if o.kind=='cross' else np.concatenate([o.embed(texts).ravel(), *[t.ravel() for t in o.token_embed(texts)]])
 
 # %% ../nbs/01_models.ipynb #bebcd973
 def _write_onnx(m, d:Path, key:str):
@@ -658,13 +684,29 @@ def _write_onnx(m, d:Path, key:str):
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')
         torch.onnx.export(_export_module(m, names, consts), tuple(f[k].to(m.device) for k in names), str(d/'model.onnx'), dynamo=False,
-                          input_names=names, output_names=['out'], opset_version=17,
-                          dynamic_axes={**{k: {0: 'batch', 1: 'tokens'} for k in names}, 'out': {0: 'batch'}})
+                          input_names=names, output_names=['out']+['tokens']*(not is_cross(m)), opset_version=17,
+                          dynamic_axes={**{k: {0: 'batch', 1: 'tokens'} for k in names}, 'out': {0: 'batch'}}|({} if is_cross(m) else {'tokens': {0: 'batch', 1: 'tokens'}}))
     (d/'tokenizer.json').write_text(_tok_str(m.tokenizer), encoding='utf-8')
     dim = 0 if is_cross(m) else int(embed(m, ['x']).shape[1])
-    meta = dict(format=1, kind='cross' if is_cross(m) else 'bi', name=model_name(m), key=key, tok_key=tok_key(m), dim=dim,
+    meta = dict(format=_onnx_format, kind='cross' if is_cross(m) else 'bi', name=model_name(m), key=key, tok_key=tok_key(m), dim=dim,
                 max_seq_length=int(m.max_seq_length), inputs=names, pad_id=int(m.tokenizer.pad_token_id or 0))
     (d/'nbsearch.json').write_text(json.dumps(meta, indent=1))
+
+# %% ../nbs/01_models.ipynb #onnxfmt1
+_onnx_format = 2 # Exports of bi-encoders older than this lack the token embeddings `token_embed` reads: they are made again
+
+def _exported(d:Path)->bool:
+    "Does folder `d` hold an export this nbsearch can use: a cross-encoder's, or a bi-encoder's of format `_onnx_format`?"
+    meta = _read_json(Path(d)/'nbsearch.json')
+    return isinstance(meta, dict) and (meta.get('kind')=='cross' or meta.get('format', 1)>=_onnx_format)
+
+def _set_aside(d:Path):
+    "Delete the stale export in folder `d` (its `nbsearch.json` proves it nbsearch's), renamed first so that no one reads it half deleted"
+    if not (d/'nbsearch.json').is_file() or _exported(d): return
+    old = d.with_name(f'.{d.name}.old.{os.getpid()}')
+    try: os.rename(d, old)
+    except OSError: return  # another process moved it first
+    shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/01_models.ipynb #46bad22b
 def export_onnx(
@@ -674,16 +716,17 @@ def export_onnx(
     "Export `model` to ONNX once, check that its outputs match sentence-transformers', and cache it by the model's fingerprint"
     if isinstance(model, (str, Path)):
         src = resolve_model(str(model))
-        if isinstance(src, str) and (d := _model_dir(src)) and (out := _onnx_dir(fingerprint(d))).joinpath('nbsearch.json').exists(): return out
+        if isinstance(src, str) and (d := _model_dir(src)) and _exported(out := _onnx_dir(fingerprint(d))): return out
         model = load_model(model, backend='torch')
     key = model_key(m := model)
-    if (out := _onnx_dir(key)/'nbsearch.json').exists(): return out.parent
+    if _exported((out := _onnx_dir(key)/'nbsearch.json').parent): return out.parent
     out.parent.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent.parent, prefix=f'.{key}.'))
     try:
         _write_onnx(m, tmp, key)
         diff = float(np.abs(_onnx_out(OnnxModel(tmp), _check_texts) - _st_out(m, _check_texts)).max())
         if not diff<=tol: raise ModelLoadError(f"The ONNX export of {model_name(m)} differs from sentence-transformers by {diff:.2g} (more than {tol})")
+        _set_aside(out.parent)
         try: os.rename(tmp, out.parent)
         except OSError: pass  # another process exported it first
     finally:
@@ -720,7 +763,7 @@ def _load_onnx(name:str, shown:str, device:str=None, strict:bool=False, later:bo
     default_threads()  # a bad NBSEARCH_THREADS is the user's to fix, not a failed export
     if failed and not strict and _gave_up(failed): return None
     try:
-        if not (key and (_onnx_dir(key)/'nbsearch.json').exists()):
+        if not (key and _exported(_onnx_dir(key))):
             if later and not strict: _later[(name, device)] = shown; return None
             p = export_onnx(_st(name, device, shown))
             key = (_export_note(shown, p) if note else p).name

@@ -6,9 +6,9 @@ Docs: https://nbsearch.github.io/nbsearch/search.html.md"""
 
 # %% auto #0
 __all__ = ['deepen', 'scorers', 'bm25_weight', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_for', 'Candidate',
-           'PassageFilter', 'passage_filter', 'dense_ranking', 'candidates', 'with_texts', 'shortlist', 'bm25_scores',
-           'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores', 'evidence', 'rank',
-           'filter_paths', 'rank_nbs']
+           'PassageFilter', 'passage_filter', 'dense_ranking', 'candidates', 'with_texts', 'shortlist', 'maxsim',
+           'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores', 'evidence',
+           'rank', 'filter_paths', 'rank_nbs']
 
 # %% ../nbs/05_search.ipynb #6dda19af
 import os, numbers, warnings
@@ -279,6 +279,20 @@ def shortlist(
     return [c for v in by_nb.values() for c in v]
 
 
+# %% ../nbs/05_search.ipynb #maxs01
+def maxsim(
+    qt:np.ndarray, # The query's token embeddings, a unit row per token
+    rows:np.ndarray, # The passages' token embeddings, a unit row per token, passage after passage (as in `TokenVecs`)
+    n:list, # How many rows each passage has
+)->np.ndarray: # A score per passage, from -1 to 1
+    "Late interaction (ColBERT's MaxSim, averaged): for each token of the query its best cosine among a passage's tokens, the mean over the query's tokens"
+    n = np.asarray(n, 'int64')
+    if not len(n) or not len(qt): return np.zeros(len(n), 'float32')
+    sims = np.einsum('ij,kj->ik', rows, qt)  # every passage token against every query token; not BLAS (see `_dot`): its spinning threads cost more than they save
+    res = np.full(len(n), -1., 'float32')  # a passage without tokens matches nothing
+    res[n>0] = np.maximum.reduceat(sims, np.r_[0, n[n>0].cumsum()[:-1]], axis=0).mean(1)
+    return res
+
 # %% ../nbs/05_search.ipynb #fa638fec
 def bm25_scores(
     q, # The query
@@ -299,7 +313,8 @@ def bi_scores(
     dense=None, # Stage 1's dense leg's model, whose scores the candidates hold
     progress=None, # Show a progress bar?
 ):
-    "Cosine similarities of `q` and passages `short` by bi-encoder `m`: stage 1's when `m` was its model, else from embeddings cached per passage"
+    "Late-interaction scores (`maxsim`) of `q` and passages `short` by bi-encoder `m`, from token embeddings cached per passage; for a model without token embeddings, cosines (stage 1's when `m` was its model)"
+    if short and has_tokens(m): return maxsim(token_embed(m, [q])[0], *ix.token_vecs(m, model_key(m), short, name=model_name(m), progress=progress))
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
     return _dot(ix.passage_vecs(m, model_key(m), short, name=model_name(m), progress=progress), embed(m, [q])[0])
@@ -347,7 +362,7 @@ def score(
     m, # The ranking model, or `None` for BM25
     ix:NbIndex, # The index (a bi-encoder's embeddings are cached there)
     short:list, # `Candidate`s from `shortlist`
-    dense=None, # Stage 1's dense model, whose scores a bi-encoder can reuse
+    dense=None, # Stage 1's dense model, whose cosines a bi-encoder without token embeddings can reuse
     progress:bool=None, # Show a progress bar while a model scores? By default, on a terminal, for work over 2 seconds
 )->np.ndarray: # One score per passage, higher is better; `-inf` for a passage a cross-encoder left unread or a model scored NaN or infinite
     "Stage 3: the scores of passages `short` by `m`, with the scorer for `m`'s kind"
@@ -378,13 +393,13 @@ def title_match(
     qt = q if isinstance(q, set) else set(query_tokens(q))
     return len(qt & _title_tokens(title))/len(qt) if qt else 0.
 
-bm25_weight = 0.2 # Weight of a notebook's scaled best BM25 score beside a bi-encoder's best cosine (see `nb_scores`)
+bm25_weight = 0.1 # Weight of a notebook's scaled best BM25 score beside a bi-encoder's best passage score (see `nb_scores`)
 
 def nb_scores(
     evidence:list, # An `NbEvidence` per notebook
     kind:str='bi', # The ranking model's kind: 'bi', 'cross' or 'bm25'
 )->np.ndarray: # A score per notebook, higher is better
-    "Score each notebook from its evidence: a bi-encoder's best cosine plus `bm25_weight` times its best BM25 over the top one; else the best passage's score"
+    "Score each notebook from its evidence: a bi-encoder's best passage score (`maxsim`) plus `bm25_weight` times its best BM25 over the top one; else the best passage's score"
     best = np.array([e.scores[0] for e in evidence], dtype='float64')
     if kind!='bi': return best
     lex = np.array([e.lex_score or 0. for e in evidence], dtype='float64')

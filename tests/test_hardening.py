@@ -174,8 +174,8 @@ def test_embeddings_are_plain_arrays(tmp_path):
     for doc,vecs in rows:  # the static leg's vectors (256 float32 a passage), a whole notebook at a time
         n = db.execute('select count(*) from passages where doc=?', (doc,)).fetchone()[0]
         assert len(vecs)==n*256*4
-    pv = db.execute('select vec from pvecs').fetchall()
-    assert pv and all(len(v)==384*4 for v, in pv)  # MiniLM's vectors of the passages it scored, one float32 row each
+    pt = db.execute('select scale, toks from ptoks').fetchall()
+    assert pt and all(len(t)==len(s)//4*384 for s,t in pt)  # MiniLM's token vectors of the passages it scored: a float32 scale and 384 int8 a token
     src = ' '.join(p.read_text() for p in Path(__file__).parent.parent.glob('nbsearch/*.py'))
     assert 'pickle' not in src and 'allow_pickle' not in src and 'trust_remote_code=False' in src
 
