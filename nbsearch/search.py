@@ -21,6 +21,7 @@ from .read import *
 from .read import _nb_files
 from .tokens import *
 from .models import *
+from .models import _ours
 from .index import *
 
 # %% ../nbs/05_search.ipynb #948e4d8b
@@ -314,7 +315,8 @@ def bi_scores(
     progress=None, # Show a progress bar?
 ):
     "Late-interaction scores (`maxsim`) of `q` and passages `short` by bi-encoder `m`, from token embeddings cached per passage; for a model without token embeddings, cosines (stage 1's when `m` was its model)"
-    if short and has_tokens(m): return maxsim(token_embed(m, [q])[0], *ix.token_vecs(m, model_key(m), short, name=model_name(m), progress=progress))
+    if short and has_tokens(m):  # torch and the ONNX export round differently: each keeps token vectors of its own, so a folder's scores never mix them
+        return maxsim(token_embed(m, [q])[0], *ix.token_vecs(m, model_key(m)+('' if _ours(m) else ':torch'), short, name=model_name(m), progress=progress))
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
     return _dot(ix.passage_vecs(m, model_key(m), short, name=model_name(m), progress=progress), embed(m, [q])[0])
