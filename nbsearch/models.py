@@ -544,7 +544,7 @@ def _run(self:OnnxModel, encs:list, batch_size:int=None,
         return [o[:len(e.ids)] for o,e in zip(out, b)] if tokens else out
     chunks = [order[i:i+bs] for i in range(0, len(order), bs)]  # the same batches however many run at once: the same outputs
     outs = list(self._pool().map(_one, chunks)) if self.threads>1 and len(chunks)>1 else [_one(c) for c in chunks]
-    if tokens: res = dict(zip(np.concatenate(chunks).tolist(), (t for o in outs for t in o))); return [res[j] for j in range(len(encs))]
+    if tokens: res = dict(zip(order.tolist(), (t for o in outs for t in o))); return [res[j] for j in range(len(encs))]  # the chunks, one after the other, are `order`
     res = np.empty((len(encs), *outs[0].shape[1:]), 'float32')
     res[order] = np.concatenate(outs)
     return res
