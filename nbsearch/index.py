@@ -1023,7 +1023,8 @@ def summary(self:NbIndex)->IndexSummary:
     names = dict(self.db.execute("select substr(k, 7), v from meta where k like 'model:%'"))
     models = [dict(key=k, name=names.get(k, k), passages=n) for k,n in self.db.execute(
         'select mkey, max(n) from (select v.mkey, sum(d.n) n from vecs v join docs d on d.id=v.doc group by v.mkey union all '
-        'select mkey, count(*) from pvecs group by mkey union all select mkey, count(*) from ptoks group by mkey) group by mkey')]  # token vectors too (`token_vecs`)
+        'select mkey, count(*) from pvecs where id in (select id from passages) group by mkey union all '
+        'select mkey, count(*) from ptoks where id in (select id from passages) group by mkey) group by mkey')]  # token vectors too (`token_vecs`), of passages still there
     return IndexSummary(self.path, size, folders, models)
 
 @patch
@@ -1035,7 +1036,11 @@ def prune(self:NbIndex)->dict:
         with self._write():
             self._drop([i for i,_ in gone])
             self.db.executemany('delete from folders where path=?', [(f,) for f in fs])
+            for t in ('pvecs', 'ptoks'): self.db.execute(f'delete from {t} where id not in (select id from passages)')  # left by an older nbsearch that did not know them
         self._docs_cache.clear(); self._embs.clear(); self._joins.clear()
+        if self.path:
+            try: self.db.execute('vacuum')  # give the space back: pruning is when the user asks for it
+            except sqlite3.OperationalError: pass  # another process is reading: the space is reused later instead
     return dict(notebooks=len({p for _,p in gone}), folders=len(fs))
 
 @patch
