@@ -540,7 +540,7 @@ def _run(self:OnnxModel, encs:list, batch_size:int=None,
         n = max(len(e.ids) for e in b)+steady  # `steady`: every row padded, at least by one position
         if steady and len(b)==1: b = b*2  # and never a batch of one row (its output is dropped)
         pad = lambda a,v: np.array([x+[v]*(n-len(x)) for x in (getattr(e, a) for e in b)], dtype='int64')
-        out = self.sess.run(['tokens'] if tokens else None, {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0][:len(idx)]
+        out = self.sess.run(['tokens' if tokens else 'out'], {k: pad(_onnx_feeds[k], self.pad_id if k=='input_ids' else 0) for k in self.inputs})[0][:len(idx)]
         return [o[:len(e.ids)] for o,e in zip(out, b)] if tokens else out
     chunks = [order[i:i+bs] for i in range(0, len(order), bs)]  # the same batches however many run at once: the same outputs
     outs = list(self._pool().map(_one, chunks)) if self.threads>1 and len(chunks)>1 else [_one(c) for c in chunks]

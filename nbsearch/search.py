@@ -507,7 +507,7 @@ def filter_paths(
     return [p for p in paths if _keep(p)]
 
 # %% ../nbs/05_search.ipynb #a5d8bcec
-max_query_chars = 2000 # The longest query `rank_nbs` takes, in characters (the MCP server's limit too)
+max_query_chars = 2000 # The longest query `rank_nbs` (and the MCP server) takes, in characters: a question, not a document
 
 def _check_args(q, k, outputs=False, nbs='.', index=None):
     "A clear error for an argument of `rank_nbs` that cannot be right, naming it"
