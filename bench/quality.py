@@ -13,7 +13,7 @@ from fastcore.script import call_parse
 from nbsearch.core import *
 from nbsearch.core import _doc_id, evaluate, setting_for, get_index
 from nbsearch.evaluate import ndcg, mrr, recall, read_qrels
-from nbsearch.search import candidates, shortlist, stage1_model, model_kind_of
+from nbsearch.search import candidates, shortlist, stage1_model, model_kind_of, budget
 from nbsearch.models import load_model, offline_model, is_cross, embed, cross_scores, model_key, model_name
 
 
@@ -29,11 +29,11 @@ def shortlist_recall(qrels, paths, root, m, index, n_nbs=30, rerank=None):
     ix,st = get_index(index),setting_for(m)
     rp = ix.sync(paths, st)
     kind,dm = model_kind_of(m),stage1_model(m)
-    n = rerank or (128 if kind=='cross' else 200)  # rank_nbs's defaults
+    b = budget(kind, kind=='bi' and dm is m, n_nbs, rerank)  # rank_nbs's sizes
     hit = []
     for q,rel in qrels.items():
-        cands = candidates(q, ix, st, rp, dm, max(512, n_nbs*16), all_below=n if kind=='cross' else 0)
-        kept = {_doc_id(c.path, root) for c in shortlist(cands, n_nbs, None if kind=='bi' and dm is m else n)}
+        cands = candidates(q, ix, st, rp, dm, b.depth, all_below=b.all_below)
+        kept = {_doc_id(c.path, root) for c in shortlist(cands, b.n_nbs, b.n_passages)}
         hit += [d in kept for d,g in rel.items() if g>0]
     return float(np.mean(hit)), len(hit)
 

@@ -512,6 +512,15 @@ def _write(self:NbIndex):
         raise
     else: self.db.execute('commit')
 
+@patch
+def _spare_write(self:NbIndex,
+                 f): # Makes the writes, in the transaction
+    "`f()` in a write transaction, for writes a search can do without (cached vectors, a model's name): dropped, all of them, when the index file cannot take them"
+    try:
+        with self._write(): f()
+    except sqlite3.Error as e:
+        if db_trouble(e) is None: raise  # the search goes on; `with_index` deals with the file when a write it needs fails
+
 def _bar(total, desc, unit, progress):
     "A progress bar on stderr, shown after 2 seconds, by default only on a terminal"
     from tqdm.auto import tqdm
@@ -629,10 +638,7 @@ def sync(
         if not todo and (o := getattr(self, '_synced', {}).get(setting.key)) and o[0] is docs and o[1]==paths: return paths  # as the last sync left them
         top = _top(paths) if paths else None
         if top and not self.db.execute('select 1 from folders where path=?', (top,)).fetchone():  # first, so an index cut short still lists it
-            try:
-                with self._write(): self.db.execute('insert or ignore into folders values (?,?)', (top, time.time_ns()))
-            except sqlite3.Error as e:
-                if db_trouble(e) is None: raise
+            self._spare_write(lambda: self.db.execute('insert or ignore into folders values (?,?)', (top, time.time_ns())))
         self._update(setting, todo+(self._stale(docs, top, paths) if top else []), docs, progress)
         self._warn_errs(setting.key, paths)
         self.__dict__.setdefault('_synced', {})[setting.key] = (self._docs(setting.key), paths)
@@ -909,41 +915,64 @@ def _joined(self:NbIndex, key, got):
 
 @patch
 def _set_meta(self:NbIndex, k, v):
-    try:
-        with self._write(): self.db.execute('insert or replace into meta values (?,?)', (k, v))
-    except sqlite3.Error as e:
-        if db_trouble(e) is None: raise
+    self._spare_write(lambda: self.db.execute('insert or replace into meta values (?,?)', (k, v)))
 
 # %% ../nbs/04_index.ipynb #24a9fbc5
+_cached_cols = dict(pvecs=('vec',), ptoks=('scale', 'toks')) # What each cache of per-passage rows stores beside `mkey` and `id`
+
+@patch
+def _per_passage(
+    self:NbIndex,
+    table:str, # The cache: 'pvecs' (a vector per passage) or 'ptoks' (token rows)
+    mkey:str, # The model's fingerprint
+    ids:list, # Passage ids
+    compute, # Takes a list of texts, returns the table's columns (bytes) for each
+    name:str=None, # The model's name, for `summary`
+    desc:str='Embedding passages', # What the progress bar says
+    progress:bool=None, # Show a progress bar? By default, on a terminal when the work takes over 2 seconds
+    size:int=32, # Texts per call of `compute`
+    cap:int=None, # Keep the rows of at most this many passages per model (`None`: all); the earliest indexed go first, never those of `ids`
+)->dict: # `{id: columns}` of the passages of `ids` still in the index
+    "Rows cached for model `mkey` in `table`: read where stored; the others computed from the passages' texts, read from the index, and stored"
+    cols = _cached_cols[table]
+    with self.lock:
+        have = {}
+        for c in chunked(ids, 900):
+            have.update((r[0], r[1:]) for r in self.db.execute(f"select id, {', '.join(cols)} from {table} where mkey=? and id in ({','.join('?'*len(c))})", (mkey, *c)))
+        if not (todo := [i for i in dict.fromkeys(ids) if i not in have]): return have
+        if name: self._set_meta(f'model:{mkey}', name)
+        texts = {p.id:p.text for p in self.passages(None, ids=todo)}  # only those to compute: a warm query reads no text here
+        todo,bar = [i for i in todo if i in texts],_bar(len(texts), desc, 'passage', progress)
+        for c in chunked(todo, size): have.update(zip(c, compute([texts[i] for i in c]))); bar.update(len(c))
+        bar.close()
+        def _store():
+            self.db.executemany(f"insert or replace into {table} select ?,?,{','.join('?'*len(cols))} where exists (select 1 from passages where id=?)",
+                                [(mkey, i, *have[i], i) for i in todo])
+            over = self.db.execute(f'select count(*) from {table} where mkey=?', (mkey,)).fetchone()[0]-cap if cap is not None else 0
+            if over>0 and len(ids)<30_000:  # (a query that scores more passages than SQLite takes parameters leaves the trimming to the next)
+                self.db.execute(f"delete from {table} where mkey=? and id in (select id from {table} where mkey=? and id not in ({','.join('?'*len(ids))}) order by id limit ?)",
+                                (mkey, mkey, *ids, over))
+        self._spare_write(_store)
+    return have
+
 @patch
 def passage_vecs(
     self:NbIndex,
     m, # A bi-encoder
     mkey:str, # Its fingerprint
-    ps:list, # `StoredPassage`s
+    ids:list, # Passage ids
     name:str=None, # The model's name, for `summary`
     progress:bool=None, # Show a progress bar? By default, on a terminal when the work takes over 2 seconds
-)->np.ndarray: # One unit row per passage
-    "Embeddings by `m` of passages `ps`: those cached in the index, and the others computed and cached"
-    from nbsearch.models import embed
-    if not ps: return np.zeros((0, 0), 'float32')
-    with self.lock:
-        have = {}
-        for c in chunked([p.id for p in ps], 900):
-            have.update((i, np.frombuffer(v, dtype='float32')) for i,v in self.db.execute(
-                f"select id, vec from pvecs where mkey=? and id in ({','.join('?'*len(c))})", (mkey, *c)))
-        if (todo := [p for p in ps if p.id not in have]):
-            if name: self._set_meta(f'model:{mkey}', name)
-            from nbsearch.models import batch_size_for
-            vecs = in_batches(partial(embed, m), [p.text for p in todo], 'Embedding passages', progress, max(32, batch_size_for(m)))
-            have.update(zip([p.id for p in todo], vecs))
-            try:
-                with self._write():
-                    self.db.executemany('insert or replace into pvecs select ?,?,? where exists (select 1 from passages where id=?)',
-                                        [(mkey, p.id, np.ascontiguousarray(v, 'float32').tobytes(), p.id) for p,v in zip(todo, vecs)])
-            except sqlite3.Error as e:
-                if db_trouble(e) is None: raise
-    return np.stack([have[p.id] for p in ps])
+)->np.ndarray: # One unit row per passage; zeros for a passage gone from the index
+    "Embeddings by `m` of passages `ids`: those cached in the index, and the others computed and cached"
+    from nbsearch.models import embed, batch_size_for
+    ids = [int(i) for i in ids]
+    if not ids: return np.zeros((0, 0), 'float32')
+    have = self._per_passage('pvecs', mkey, ids, lambda ts: [(np.ascontiguousarray(v, 'float32').tobytes(),) for v in embed(m, ts)],
+                             name, 'Embedding passages', progress, max(32, batch_size_for(m)))
+    vs = {i:np.frombuffer(v, 'float32') for i,(v,) in have.items()}
+    d = len(next(iter(vs.values()))) if vs else 1
+    return np.stack([vs.get(i, np.zeros(d, 'float32')) for i in ids])
 
 # %% ../nbs/04_index.ipynb #ptoks02
 def _toks(t:np.ndarray)->tuple:
@@ -970,37 +999,19 @@ class TokenVecs(NamedTuple):
 def token_vecs(
     self:NbIndex,
     m, # A bi-encoder with token embeddings (`nbsearch.models.has_tokens`)
-    mkey:str, # Its fingerprint
-    ps:list, # `StoredPassage`s (anything with an `id` and a `text`)
+    mkey:str, # The fingerprint of its token embeddings (`nbsearch.models.tokens_key`)
+    ids:list, # Passage ids
     name:str=None, # The model's name, for `summary`
     progress:bool=None, # Show a progress bar? By default, on a terminal when the work takes over 2 seconds
-)->TokenVecs: # Their rows, passage after passage
-    "Token embeddings by `m` of passages `ps`, as stored (`_toks`): those cached in the index, and the others computed and cached"
+)->TokenVecs: # Their rows, passage after passage; none for a passage gone from the index
+    "Token embeddings by `m` of passages `ids`, as stored (`_toks`): those cached in the index, and the others computed and cached"
     from nbsearch.models import token_embed, batch_size_for
-    if not ps: return TokenVecs(np.zeros((0, 0), 'float32'), np.zeros(0, 'int64'))
-    with self.lock:
-        have = {}
-        for c in chunked([p.id for p in ps], 900):
-            have.update((i, (s, t)) for i,s,t in self.db.execute(
-                f"select id, scale, toks from ptoks where mkey=? and id in ({','.join('?'*len(c))})", (mkey, *c)))
-        if (todo := [p for p in ps if p.id not in have]):
-            if name: self._set_meta(f'model:{mkey}', name)
-            bar,got = _bar(len(todo), 'Embedding tokens', 'passage', progress),[]
-            for c in chunked(todo, max(32, batch_size_for(m))): got += [_toks(t) for t in token_embed(m, [p.text for p in c])]; bar.update(len(c))
-            bar.close()
-            have.update(zip([p.id for p in todo], got))
-            try:
-                with self._write():
-                    self.db.executemany('insert or replace into ptoks select ?,?,?,? where exists (select 1 from passages where id=?)',
-                                        [(mkey, p.id, s, t, p.id) for p,(s,t) in zip(todo, got)])
-                    over = self.db.execute('select count(*) from ptoks where mkey=?', (mkey,)).fetchone()[0]-max_token_passages
-                    if over>0 and len(ps)<30_000:  # (a query that scores more passages than SQLite takes parameters leaves the trimming to the next)
-                        self.db.execute(f"delete from ptoks where mkey=? and id in (select id from ptoks where mkey=? and id not in ({','.join('?'*len(ps))}) order by id limit ?)",
-                                        (mkey, mkey, *[p.id for p in ps], over))  # the earliest indexed passages' rows go first; never this query's
-            except sqlite3.Error as e:
-                if db_trouble(e) is None: raise
-    got = [have[p.id] for p in ps]
-    return TokenVecs(_untoks(b''.join(s for s,_ in got), b''.join(t for _,t in got)), np.array([len(s)//4 for s,_ in got], 'int64'))  # one pass over them all
+    ids = [int(i) for i in ids]
+    have = self._per_passage('ptoks', mkey, ids, lambda ts: [_toks(t) for t in token_embed(m, ts)], name, 'Embedding tokens', progress,
+                             max(32, batch_size_for(m)), cap=max_token_passages) if ids else {}
+    got = [have.get(i, (b'', b'')) for i in ids]
+    n = np.array([len(s)//4 for s,_ in got], 'int64')
+    return TokenVecs(_untoks(b''.join(s for s,_ in got), b''.join(t for _,t in got)) if n.sum() else np.zeros((0, 0), 'float32'), n)  # one pass over them all
 
 # %% ../nbs/04_index.ipynb #e275cf6a
 class IndexSummary(BasicRepr):

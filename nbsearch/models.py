@@ -8,8 +8,8 @@ Docs: https://nbsearch.github.io/nbsearch/models.html.md"""
 __all__ = ['default_model', 'model_names', 'ModelLoadError', 'offline_model', 'settings_path', 'default_model_name',
            'resolve_model', 'hub_reachable', 'model_kind', 'hub_note', 'tiny_cross_encoder', 'fingerprint',
            'load_model', 'is_cross', 'model_name', 'model_key', 'window', 'tok_key', 'model_tok', 'model_dim', 'on_gpu',
-           'batch_size_for', 'embed', 'cross_scores', 'has_tokens', 'token_embed', 'cores', 'default_threads',
-           'OnnxModel', 'export_onnx', 'export_pending', 'hub_off', 'is_local', 'pick_model']
+           'batch_size_for', 'embed', 'cross_scores', 'has_tokens', 'token_embed', 'tokens_key', 'cores',
+           'default_threads', 'OnnxModel', 'export_onnx', 'export_pending', 'hub_off', 'is_local', 'pick_model']
 
 # %% ../nbs/01_models.ipynb #35781a47
 import os, re, sys, json, math, time, numbers, shutil, threading, hashlib, weakref, warnings, tempfile, importlib, importlib.util
@@ -455,6 +455,12 @@ def token_embed(m, texts:list, batch_size:int=None)->list:
     return [_unit_rows(t.float().cpu().numpy()) for t in ts]
 
 def _unit_rows(a:np.ndarray)->np.ndarray: return (a/np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)).astype('float32')
+
+def tokens_key(
+    m, # A bi-encoder with token embeddings
+)->str: # Its `model_key`, with ':torch' when sentence-transformers runs it
+    "A fingerprint of the token embeddings of `m`, to key stored token rows: torch and the ONNX export round differently, so each runtime's rows are its own"
+    return model_key(m) + ('' if _ours(m) else ':torch')
 
 # %% ../nbs/01_models.ipynb #7bf4e0e6
 def _onnx_dir(key:str)->Path: return xdg_cache_home()/'nbsearch'/'onnx'/key

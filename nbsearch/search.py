@@ -8,7 +8,7 @@ Docs: https://nbsearch.github.io/nbsearch/search.html.md"""
 __all__ = ['deepen', 'scorers', 'bm25_weight', 'max_query_chars', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_for',
            'Candidate', 'PassageFilter', 'passage_filter', 'dense_ranking', 'candidates', 'with_texts', 'shortlist',
            'maxsim', 'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores',
-           'evidence', 'rank', 'filter_paths', 'rank_nbs']
+           'evidence', 'rank', 'filter_paths', 'Budget', 'budget', 'rank_nbs']
 
 # %% ../nbs/05_search.ipynb #6dda19af
 import os, numbers, warnings
@@ -21,7 +21,6 @@ from .read import *
 from .read import _nb_files
 from .tokens import *
 from .models import *
-from .models import _ours
 from .index import *
 
 # %% ../nbs/05_search.ipynb #948e4d8b
@@ -285,12 +284,12 @@ def maxsim(
     qt:np.ndarray, # The query's token embeddings, a unit row per token
     rows:np.ndarray, # The passages' token embeddings, a unit row per token, passage after passage (as in `TokenVecs`)
     n:list, # How many rows each passage has
-)->np.ndarray: # A score per passage, from -1 to 1
+)->np.ndarray: # A score per passage, from -1 to 1; `-inf` for one without rows
     "Late interaction (ColBERT's MaxSim, averaged): for each token of the query its best cosine among a passage's tokens, the mean over the query's tokens"
     n = np.asarray(n, 'int64')
     if not len(n) or not len(qt): return np.zeros(len(n), 'float32')
     sims = np.einsum('ij,kj->ik', rows, qt)  # every passage token against every query token; not BLAS (see `_dot`): its spinning threads cost more than they save
-    res = np.full(len(n), -1., 'float32')  # a passage without tokens matches nothing
+    res = np.full(len(n), -np.inf, 'float32')  # a passage without rows (gone from the index) counts for nothing
     res[n>0] = np.maximum.reduceat(sims, np.r_[0, n[n>0].cumsum()[:-1]], axis=0).mean(1)
     return res
 
@@ -315,11 +314,11 @@ def bi_scores(
     progress=None, # Show a progress bar?
 ):
     "Late-interaction scores (`maxsim`) of `q` and passages `short` by bi-encoder `m`, from token embeddings cached per passage; for a model without token embeddings, cosines (stage 1's when `m` was its model)"
-    if short and has_tokens(m):  # torch and the ONNX export round differently: each keeps token vectors of its own, so a folder's scores never mix them
-        return maxsim(token_embed(m, [q])[0], *ix.token_vecs(m, model_key(m)+('' if _ours(m) else ':torch'), short, name=model_name(m), progress=progress))
+    ids = [c.id for c in short]
+    if short and has_tokens(m): return maxsim(token_embed(m, [q])[0], *ix.token_vecs(m, tokens_key(m), ids, name=model_name(m), progress=progress))
     if dense is m and all(c.dense_score is not None for c in short): return np.array([c.dense_score for c in short], dtype='float32')
     if not short: return np.zeros(0, 'float32')
-    return _dot(ix.passage_vecs(m, model_key(m), short, name=model_name(m), progress=progress), embed(m, [q])[0])
+    return _dot(ix.passage_vecs(m, model_key(m), ids, name=model_name(m), progress=progress), embed(m, [q])[0])
 
 deepen = 10 # A cross-encoder reads the first half of each shortlisted notebook's passages, then the rest of the best `deepen` notebooks' (`None`: all at once)
 
@@ -348,7 +347,9 @@ def xe_scores(
     _check_deepen(deepen)
     s = np.full(len(short), -np.inf, 'float32')
     def _read(idx):
-        if idx: s[idx] = in_batches(partial(cross_scores, m, q), [short[i].text for i in idx], 'Scoring passages', progress, max(32, batch_size_for(m)))
+        got = {c.id:c.text for c in with_texts(ix, [short[i] for i in idx])}  # the texts of those it reads, from the index where stage 1 left them out
+        if idx := [i for i in idx if short[i].id in got]:  # (one gone from the index meanwhile stays unread)
+            s[idx] = in_batches(partial(cross_scores, m, q), [got[short[i].id] for i in idx], 'Scoring passages', progress, max(32, batch_size_for(m)))
     by = _by_nb(short)
     half = {p:len(v) if deepen is None else (len(v)+1)//2 for p,v in by.items()}
     _read([i for p,v in by.items() for i in v[:half[p]]])
@@ -531,6 +532,28 @@ def _filters(cell_type, tags, errors, outputs)->tuple:
 def _check_int(v, name):
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
 
+def _as_given(rp, paths)->dict:
+    "`{resolved path: path as the user gave it}`, for the hits (`NbIndex.sync` resolved `paths` into `rp`, each kept in order, but for those it skipped)"
+    return dict(zip(rp, paths)) if len(rp)==len(paths) else {os.path.abspath(p):p for p in paths}
+
+# %% ../nbs/05_search.ipynb #c3597e8f
+class Budget(NamedTuple):
+    "How much each stage keeps for one search (see `budget`)"
+    depth:int # Passages each leg of stage 1 returns (`candidates`)
+    all_below:int # When the notebooks hold at most this many passages, every one is a candidate
+    n_nbs:int|None # Notebooks stage 2 keeps (`shortlist`; `None`: all)
+    n_passages:int|None # Passages stage 2 keeps for the ranking model (`None`: all of those notebooks')
+
+def budget(
+    kind:str, # The ranking model's kind: 'bm25', 'bi' or 'cross' (`model_kind_of`)
+    scored:bool=False, # Does stage 1 score every candidate as the ranking model would (a bi-encoder that is its own dense leg)?
+    n_nbs:int=30, # Notebooks for the ranking model (see `rank_nbs`)
+    rerank:int=None, # Passages for the ranking model; by default 128 for a cross-encoder, 200 for a bi-encoder
+)->Budget:
+    "The sizes `rank_nbs` gives each stage for a ranking model of `kind`"
+    n = rerank or (128 if kind=='cross' else 200)
+    return Budget(max(512, (n_nbs or 0)*16), n if kind=='cross' else 0, None if kind=='bm25' else n_nbs, None if kind=='bm25' or scored else n)
+
 # %% ../nbs/05_search.ipynb #404d7722
 def rank_nbs(
     q:str, # What to look for: a few words or a question
@@ -569,13 +592,10 @@ def rank_nbs(
     kind = model_kind_of(m)
     dm = stage1_model(m, r)
     setting = setting_for(m, outputs)
+    b = budget(kind, kind=='bi' and dm is m, n_nbs, rerank)
     def _search(ix):
         rp = ix.sync(paths, setting, progress)
-        shown = dict(zip(rp, paths)) if len(rp)==len(paths) else {os.path.abspath(p):p for p in paths}  # `sync` kept each path, in order
-        n = rerank or (128 if kind=='cross' else 200)
-        cands = candidates(q, ix, setting, rp, dm, max(512, n_nbs*16), progress, all_below=n if kind=='cross' else 0, filters=flt, texts=False)
-        free = kind=='bm25' or (kind=='bi' and dm is m)  # the scores of every candidate are known already
-        short = shortlist(cands, None if kind=='bm25' else n_nbs, None if free else n)
-        if kind!='bm25' and not (free and all(c.dense_score is not None for c in short)): short = with_texts(ix, short)  # the model reads them
-        return rank(q, short, score(q, m, ix, short, dm, progress), shown, k, kind, cands, ix)
+        cands = candidates(q, ix, setting, rp, dm, b.depth, progress, b.all_below, flt, texts=False)  # texts: read by the stages that need them
+        short = shortlist(cands, b.n_nbs, b.n_passages)
+        return rank(q, short, score(q, m, ix, short, dm, progress), _as_given(rp, paths), k, kind, cands, ix)
     return with_index(index, _search)
