@@ -547,7 +547,7 @@ class Budget(NamedTuple):
 def budget(
     kind:str, # The ranking model's kind: 'bm25', 'bi' or 'cross' (`model_kind_of`)
     scored:bool=False, # Does stage 1 score every candidate as the ranking model would (a bi-encoder that is its own dense leg)?
-    n_nbs:int=30, # Notebooks for the ranking model (see `rank_nbs`)
+    n_nbs:int=30, # Notebooks for the ranking model (see `rank_nbs`; `None`: all)
     rerank:int=None, # Passages for the ranking model; by default 128 for a cross-encoder, 200 for a bi-encoder
 )->Budget:
     "The sizes `rank_nbs` gives each stage for a ranking model of `kind`"
@@ -563,7 +563,7 @@ def rank_nbs(
     outputs:bool=False, # Search the text outputs of code cells too?
     index=None, # Where to keep passages and embeddings: `None` for the user's cache, `False` for memory, or a path
     retriever=None, # A bi-encoder for stage 1's dense leg; by default the static model, else `model` when it is a bi-encoder
-    n_nbs:int=30, # Notebooks that stage 1 keeps for the ranking model (at least `k`)
+    n_nbs:int=30, # Notebooks that stage 1 keeps for the ranking model (at least `k`; `None`: all)
     rerank:int=None, # Passages stage 2 shortlists for the ranking model; by default 128 for a cross-encoder (which reads about 80 of them: see `deepen`), 200 for a bi-encoder (all, when it is stage 1's model)
     progress:bool=None, # Show progress bars? By default, on a terminal, for work over 2 seconds
     include:str|list=None, # Search only notebooks whose path or name matches one of these globs
@@ -577,7 +577,7 @@ def rank_nbs(
 )->Hits: # Notebooks, best first
     "Rank the notebooks in `nbs` by how well they answer `q`, best first"
     _check_args(q, k, outputs, nbs, index)
-    _check_int(n_nbs, 'n_nbs')
+    if n_nbs is not None: _check_int(n_nbs, 'n_nbs')
     if k is not None and n_nbs is not None: n_nbs = max(n_nbs, k)  # `k` hits come back whenever `k` notebooks match
     if rerank is not None: _check_int(rerank, 'rerank')
     k,n_nbs,rerank = (None if v is None else int(v) for v in (k, n_nbs, rerank))  # numpy integers as Python's
