@@ -56,7 +56,7 @@ def _primed(tok, texts):
 
 # %% ../nbs/04_index.ipynb #093b04f2
 class NotAnIndexError(ValueError):
-    "A file named as the index that nbsearch did not create: it is left exactly as it is"
+    "A path named as the index that nbsearch will not use, left exactly as it is: a file it did not create, or one a newer nbsearch wrote"
 
 app_id = 0x6e627378 # SQLite `application_id` of nbsearch's index files ('nbsx')
 schema_version = 7 # SQLite `user_version` of the index files this version writes (6: `pcells`, what filters read of each passage; 7: postings keyed by (notebook, term), hits as a blob)
@@ -154,6 +154,8 @@ def _create_file(p):
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if p.parent==default_index_path().parent: os.chmod(p.parent, 0o700)
     if os.path.lexists(p): return False
+    if side := [f'{p}{s}' for s in ('-wal', '-shm', '-journal') if os.path.lexists(f'{p}{s}')]:  # SQLite would read them as the new file's log, then delete them
+        raise NotAnIndexError(f"'{side[0]}' is beside '{p}', which does not exist: nbsearch did not make it, so it was left as it is; remove it, or name another file")
     tmp = p.parent/f'.{p.name}.{os.getpid()}.{time.time_ns()}.new'  # made whole beside it, then linked: `p` never exists empty
     os.close(os.open(tmp, os.O_CREAT|os.O_EXCL|os.O_WRONLY, 0o600))
     try:
@@ -190,7 +192,9 @@ def _connect(p:Path|None):
     if own=='old': warnings.warn(f"The index at '{p}' was written by an earlier nbsearch; rebuilding it", stacklevel=4); _remove(p); return _connect(p)
     db = sqlite3.connect(p, check_same_thread=False, timeout=60, isolation_level=None)
     try:
-        if (v := db.execute('pragma user_version').fetchone()[0])!=schema_version:
+        if (v := db.execute('pragma user_version').fetchone()[0])>schema_version:
+            raise NotAnIndexError(f"The index at '{p}' was written by a newer nbsearch (schema {v}; this one knows {schema_version}), so it was left as it is; upgrade nbsearch, or name another file")
+        if v!=schema_version:
             db.close(); warnings.warn(f"The index at '{p}' has schema {v}, not {schema_version}; rebuilding it", stacklevel=4)
             _remove(p); return _connect(p)
         for s in ('', '-wal', '-shm'):
@@ -988,7 +992,7 @@ def _untoks(scale:bytes, toks:bytes)->np.ndarray:
     return np.multiply(res, s[:, None], out=res)
 
 # %% ../nbs/04_index.ipynb #ptoks06
-max_token_passages = 10_000 # Passages whose token vectors the index keeps per model, at most (about 41 KB each): computed again when needed
+max_token_passages = 10_000 # Passages whose token vectors the index keeps per model, at most (about 42 KB each): computed again when needed
 
 class TokenVecs(NamedTuple):
     "The token embeddings of passages: `rows`, float32, every passage's rows one after another; `n`, how many rows each passage has"

@@ -7,8 +7,8 @@ Docs: https://nbsearch.github.io/nbsearch/search.html.md"""
 # %% auto #0
 __all__ = ['deepen', 'scorers', 'bm25_weight', 'max_query_chars', 'Hit', 'Hits', 'model_kind_of', 'stage1_model', 'setting_for',
            'Candidate', 'PassageFilter', 'passage_filter', 'dense_ranking', 'candidates', 'with_texts', 'shortlist',
-           'maxsim', 'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'title_match', 'nb_scores',
-           'evidence', 'rank', 'filter_paths', 'Budget', 'budget', 'rank_nbs']
+           'maxsim', 'bm25_scores', 'bi_scores', 'xe_scores', 'score', 'NbEvidence', 'nb_scores', 'evidence', 'rank',
+           'filter_paths', 'Budget', 'budget', 'rank_nbs']
 
 # %% ../nbs/05_search.ipynb #6dda19af
 import os, numbers, warnings
@@ -67,6 +67,7 @@ def model_kind_of(
     "Which scorer model `m` needs; a `TypeError` naming `arg` if `m` is not a model"
     if m is None: return 'bm25'
     if getattr(m, 'kind', None) in ('bi', 'cross'): return m.kind
+    if isinstance(m, (str, os.PathLike)): raise TypeError(f"`{arg}` must be a loaded model here, not the name {truncstr(repr(m), 60)}: `nbsearch.models.load_model` loads one")
     names = {c.__name__ for c in type(m).__mro__}
     if 'CrossEncoder' in names: return 'cross'
     if 'SentenceTransformer' in names: return 'bi'
@@ -215,6 +216,12 @@ def candidates(
     texts:bool=True, # Read the passages' cells and texts? (`False`: later, for the few that need them, with `with_texts`)
 )->list: # `Candidate`s: the lexical leg's, best first, then the dense leg's others (then the rest, with `all_below`)
     "Stage 1: the `depth` passages of `paths` that BM25 ranks highest for `q`, and the `depth` the dense leg does, with both ranks of each"
+    if not isinstance(q, str): raise TypeError(f"`q` must be a string, not {truncstr(repr(q), 40)}")
+    if dense is not None and model_kind_of(dense, 'dense')!='bi': raise ValueError('`dense` must be a bi-encoder: a cross-encoder cannot embed passages ahead of the query')
+    if filters is not None and not isinstance(filters, PassageFilter): raise TypeError(f"`filters` must be a `PassageFilter` (see `passage_filter`) or None, not {truncstr(repr(filters), 40)}")
+    if filters is not None: filters = passage_filter(*filters)  # checks one made by hand
+    paths,docs = [os.fspath(p) for p in paths],ix._docs(setting.key)
+    if gone := [p for p in paths if p not in docs]: raise ValueError(f"The index holds {len(gone)} of `paths` under no passages of this setting (such as {gone[0]!r}): pass the paths `NbIndex.sync(paths, setting)` returns")
     only = ix.matching(setting, paths, *filters) if filters is not None and filters.on else None
     if only is not None and not len(only): return []
     lex = ix.lexical(q, setting, paths, n=depth, only=only)
@@ -255,23 +262,30 @@ def _leg(cands, rank):
     return sorted((c for c in cands if rank(c) is not None), key=rank)
 
 # %% ../nbs/05_search.ipynb #c7cd4405
+def _check_int(v, name):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
+
 def _interleave(orders, n):
     "The first `n` ids of each list of `orders`, taken in turn (first of each, then second of each, …), each once"
-    return list(dict.fromkeys(o[i] for i in range(n) for o in orders if i<len(o)))
+    return list(dict.fromkeys(o[i] for i in range(min(n, max(map(len, orders), default=0))) for o in orders if i<len(o)))
 
 def shortlist(
     cands:list, # `Candidate`s from `candidates`
     n_nbs:int=30, # Notebooks to keep (`None`: all)
     n_passages:int=200, # Passages to keep, spread evenly over those notebooks (`None`: all of theirs)
+    more:int=0, # Notebooks to keep after those `n_nbs`, the next by fusion, with as many passages each (for more hits than `n_nbs`)
 )->list: # The `Candidate`s to score, notebook by notebook
-    "Stage 2: each leg's best `n_nbs//2` notebooks, then the best by fusion up to `n_nbs`; and their best passages, about `n_passages` in all"
+    "Stage 2: each leg's best `n_nbs//2` notebooks, then the best by fusion up to `n_nbs` (and `more`); and their best passages, about `n_passages` for the `n_nbs`"
+    for v,name in ((n_nbs, 'n_nbs'), (n_passages, 'n_passages')):
+        if v is not None: _check_int(v, name)
+    if isinstance(more, bool) or not isinstance(more, numbers.Integral) or more<0: raise ValueError(f"`more` must be an integer of 0 or more, not {more!r}")
     legs = [o for o in (_leg(cands, lambda c: c.lex_rank), _leg(cands, lambda c: c.dense_rank)) if o]
     nb_orders = [list(dict.fromkeys(c.path for c in l)) for l in legs]
     fused = _rrf(nb_orders)
     kept = list(dict.fromkeys(_interleave(nb_orders, n_nbs//2 if n_nbs is not None else 0) + sorted(fused, key=lambda p: (-fused[p], p))
                               + sorted({c.path for c in cands})))  # then those of passages neither leg ranked
-    kept = kept[:n_nbs] if n_nbs is not None else kept
-    each = max(n_passages//max(len(kept), 1), 1) if n_passages is not None else len(cands)
+    each = max(n_passages//max(min(len(kept), n_nbs or len(kept)), 1), 1) if n_passages is not None else len(cands)  # what the first `n_nbs` get: the same whatever `more`
+    kept = kept[:n_nbs+more] if n_nbs is not None else kept
     pr = _rrf([[c.id for c in l] for l in legs])
     by_nb = {p:[] for p in kept}
     for c in sorted(cands, key=lambda c: (-pr.get(c.id, 0), c.path, c.id)):
@@ -381,20 +395,9 @@ class NbEvidence(NamedTuple):
     scores:np.ndarray # Its shortlisted passages' scores, best first
     lex_rank:int=None # Its best passage's rank in stage 1's lexical leg (`None`: not found there)
     lex_score:float=None # That passage's BM25 score
-    title_match:float=0. # Share of the query's search tokens in its title
 
-from functools import lru_cache
-
-@lru_cache(maxsize=2**16)
-def _title_tokens(title): return frozenset(code_tokens(title))  # a warm search sees the same titles again
-
-def title_match(
-    q:str|set, # The query, or the set of its search tokens
-    title:str, # A notebook's title
-)->float: # Between 0 and 1
-    "Share of `q`'s search tokens (or of the set of tokens `q`) that `title` holds"
-    qt = q if isinstance(q, set) else set(query_tokens(q))
-    return len(qt & _title_tokens(title))/len(qt) if qt else 0.
+def _check_kind(kind):
+    if kind not in scorers: raise ValueError(f"`kind` must be one of {list(scorers)}, not {kind!r}")
 
 bm25_weight = 0.1 # Weight of a notebook's scaled best BM25 score beside a bi-encoder's best passage score (see `nb_scores`)
 
@@ -403,6 +406,7 @@ def nb_scores(
     kind:str='bi', # The ranking model's kind: 'bi', 'cross' or 'bm25'
 )->np.ndarray: # A score per notebook, higher is better
     "Score each notebook from its evidence: a bi-encoder's best passage score (`maxsim`) plus `bm25_weight` times its best BM25 over the top one; else the best passage's score"
+    _check_kind(kind)
     best = np.array([e.scores[0] for e in evidence], dtype='float64')
     if kind!='bi': return best
     lex = np.array([e.lex_score or 0. for e in evidence], dtype='float64')
@@ -426,20 +430,19 @@ def _best_lex(cs):
     return res
 
 def evidence(
-    q:str, # The query
     short:list, # `Candidate`s from `shortlist`
     scores:np.ndarray, # Their scores from `score`
     cands:list=None, # All of stage 1's `Candidate`s, for each notebook's best lexical passage (default: `short`'s)
 )->list: # An `NbEvidence` per notebook, and the best passage of each, as `(NbEvidence, Candidate)` pairs
     "Gather, per notebook of `short`, what `nb_scores` ranks it by, with its best-scoring passage"
-    by_nb,qt = {},set(query_tokens(q))
+    by_nb = {}
     for c,s in zip(short, scores):
         if s>-np.inf: by_nb.setdefault(c.path, []).append((float(s), c))  # not `-inf` (a passage the model did not read) nor NaN (a model's broken score)
     lex = _best_lex(short if cands is None else cands)
     res = []
     for p,cs in by_nb.items():
         cs.sort(key=lambda o: (-o[0], o[1].id))
-        ev = NbEvidence(p, cs[0][1].title, np.array([s for s,_ in cs]), *lex.get(p, (None, None)), title_match(qt, cs[0][1].title))
+        ev = NbEvidence(p, cs[0][1].title, np.array([s for s,_ in cs]), *lex.get(p, (None, None)))
         res.append((ev, cs[0][1]))
     return res
 
@@ -454,7 +457,10 @@ def rank(
     ix:NbIndex=None, # The index, to read the texts of the hits' passages when `short` lacks them (see `with_texts`)
 )->Hits: # One hit per notebook, best first
     "Stage 4: one `Hit` per notebook, scored by `nb_scores`, pointing at its best passage's best cell"
-    evs = evidence(q, short, scores, cands)
+    _check_kind(kind)
+    if len(scores)!=len(short): raise ValueError(f"`scores` has {len(scores)} scores for {len(short)} passages: give one per passage of `short`, as `score` returns them")
+    if ix is None and any(c.parts is None for c in short): raise ValueError("`short` holds candidates read without their texts (`texts=False`): pass the index, `ix`, to read those of the hits")
+    evs = evidence(short, scores, cands)
     ns = nb_scores([e for e,_ in evs], kind)
     top = sorted(range(len(evs)), key=lambda j: (-ns[j], evs[j][0].path))[:k]
     best = {c.id:c for c in ([evs[j][1] for j in top] if ix is None else with_texts(ix, [evs[j][1] for j in top]))}
@@ -510,8 +516,11 @@ def filter_paths(
 # %% ../nbs/05_search.ipynb #a5d8bcec
 max_query_chars = 2000 # The longest query `rank_nbs` (and the MCP server) takes, in characters: a question, not a document
 
-def _check_args(q, k, outputs=False, nbs='.', index=None):
+def _check_args(q, k, outputs=False, nbs='.', index=None, model=None, retriever=None):
     "A clear error for an argument of `rank_nbs` that cannot be right, naming it"
+    for o,name in ((model, 'model'), (retriever, 'retriever')):
+        if isinstance(o, str) and not o.strip(): raise ValueError(f"`{name}` is an empty string: name a model, or pass None")
+    if isinstance(retriever, str) and retriever.strip().lower() in ('bm25', 'default'): raise ValueError(f"`retriever` must be a bi-encoder (a model, or its name, hub id or folder), not {retriever!r}")
     if not isinstance(q, str) or not q.strip(): raise ValueError(f"The query must be a non-empty string, not {truncstr(repr(q), 40)}")
     if len(q)>max_query_chars: raise ValueError(f"The query is {len(q):,} characters long; a query may have at most {max_query_chars:,} (`nbsearch.search.max_query_chars`)")
     if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k<1): raise ValueError(f"`k` must be a positive integer or None, not {k!r}")
@@ -529,9 +538,6 @@ def _filters(cell_type, tags, errors, outputs)->tuple:
     f = passage_filter(cell_type, tags, errors)
     return f, outputs or f.errors
 
-def _check_int(v, name):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
-
 def _as_given(rp, paths)->dict:
     "`{resolved path: path as the user gave it}`, for the hits (`NbIndex.sync` resolved `paths` into `rp`, each kept in order, but for those it skipped)"
     return dict(zip(rp, paths)) if len(rp)==len(paths) else {os.path.abspath(p):p for p in paths}
@@ -543,23 +549,25 @@ class Budget(NamedTuple):
     all_below:int # When the notebooks hold at most this many passages, every one is a candidate
     n_nbs:int|None # Notebooks stage 2 keeps (`shortlist`; `None`: all)
     n_passages:int|None # Passages stage 2 keeps for the ranking model (`None`: all of those notebooks')
+    more:int=0 # Notebooks stage 2 keeps after the `n_nbs`, for more hits than `n_nbs`
 
 def budget(
     kind:str, # The ranking model's kind: 'bm25', 'bi' or 'cross' (`model_kind_of`)
     scored:bool=False, # Does stage 1 score every candidate as the ranking model would (a bi-encoder that is its own dense leg)?
     n_nbs:int=30, # Notebooks for the ranking model (see `rank_nbs`; `None`: all)
     rerank:int=None, # Passages for the ranking model; by default 128 for a cross-encoder, 200 for a bi-encoder
+    k:int=None, # Hits wanted (`None`: every notebook scored); past `n_nbs`, stage 2 keeps `k` notebooks
 )->Budget:
     "The sizes `rank_nbs` gives each stage for a ranking model of `kind`"
-    n = rerank or (128 if kind=='cross' else 200)
-    return Budget(max(512, (n_nbs or 0)*16), n if kind=='cross' else 0, None if kind=='bm25' else n_nbs, None if kind=='bm25' or scored else n)
+    n,more = rerank or (128 if kind=='cross' else 200),max(0, k-n_nbs) if k and n_nbs else 0
+    return Budget(max(512, (n_nbs or 0)*16), n if kind=='cross' else 0, None if kind=='bm25' else n_nbs, None if kind=='bm25' or scored else n, more)
 
 # %% ../nbs/05_search.ipynb #404d7722
 def rank_nbs(
     q:str, # What to look for: a few words or a question
     nbs:str|Path|list='.', # A folder of notebooks (searched recursively), a notebook, or a list of them
     model='default', # A `CrossEncoder` or `SentenceTransformer`; a model's name, hub id or folder; `None` or 'bm25' for BM25 alone; or 'default' (see below)
-    k:int=None, # How many hits to return; `None` for every notebook that was scored
+    k:int=None, # How many hits to return (at most the notebooks stage 1 finds); `None` for every notebook that was scored
     outputs:bool=False, # Search the text outputs of code cells too?
     index=None, # Where to keep passages and embeddings: `None` for the user's cache, `False` for memory, or a path
     retriever=None, # A bi-encoder for stage 1's dense leg; by default the static model, else `model` when it is a bi-encoder
@@ -576,9 +584,8 @@ def rank_nbs(
     errors:bool=False, # Search only passages with a code cell whose outputs hold an error (this searches outputs: `outputs=True`)
 )->Hits: # Notebooks, best first
     "Rank the notebooks in `nbs` by how well they answer `q`, best first"
-    _check_args(q, k, outputs, nbs, index)
+    _check_args(q, k, outputs, nbs, index, model, retriever)
     if n_nbs is not None: _check_int(n_nbs, 'n_nbs')
-    if k is not None and n_nbs is not None: n_nbs = max(n_nbs, k)  # `k` hits come back whenever `k` notebooks match
     if rerank is not None: _check_int(rerank, 'rerank')
     k,n_nbs,rerank = (None if v is None else int(v) for v in (k, n_nbs, rerank))  # numpy integers as Python's
     flt,outputs = _filters(cell_type, tags, errors, outputs)
@@ -592,10 +599,10 @@ def rank_nbs(
     kind = model_kind_of(m)
     dm = stage1_model(m, r)
     setting = setting_for(m, outputs)
-    b = budget(kind, kind=='bi' and dm is m, n_nbs, rerank)
+    b = budget(kind, kind=='bi' and dm is m, n_nbs, rerank, k)  # `k` hits come back whenever `k` notebooks match
     def _search(ix):
         rp = ix.sync(paths, setting, progress)
         cands = candidates(q, ix, setting, rp, dm, b.depth, progress, b.all_below, flt, texts=False)  # texts: read by the stages that need them
-        short = shortlist(cands, b.n_nbs, b.n_passages)
+        short = shortlist(cands, b.n_nbs, b.n_passages, b.more)
         return rank(q, short, score(q, m, ix, short, dm, progress), _as_given(rp, paths), k, kind, cands, ix)
     return with_index(index, _search)
