@@ -38,8 +38,8 @@ class Hit(BasicRepr):
 
 # %% ../nbs/05_search.ipynb #e090a100
 def _md_esc(s):
-    "`s` safe inside a Markdown table: HTML escaped, pipes and brackets escaped, on one line"
-    return escape(' '.join(str(s).split()), quote=False).replace('|', '\\|').replace('[', '\\[').replace(']', '\\]')
+    "`s` safe inside a Markdown table: HTML escaped, backslashes, pipes and brackets escaped, on one line"
+    return escape(' '.join(str(s).split()), quote=False).replace('\\', '\\\\').replace('|', '\\|').replace('[', '\\[').replace(']', '\\]')
 
 def _md_link(h): return f"[{_md_esc(h.title)}]({quote(Path(h.path).as_posix())})"
 
@@ -50,7 +50,7 @@ class Hits(L):
     def _is_hits(self): return all(isinstance(o, Hit) for o in self)
     def __repr__(self):
         if not self._is_hits(): return super().__repr__()
-        rows = [f"{i:>2}  {h.score:7.3f}  {truncstr(h.title, 40):40}  {_shown(h.path)} [cell {h.cell}]\n{'':13}{truncstr(h.snippet, 100)}"
+        rows = [f"{i:>2}  {h.score:7.3f}  {truncstr(term_safe(h.title, ws=True), 40):40}  {_shown(h.path)} [cell {h.cell}]\n{'':13}{truncstr(term_safe(h.snippet, ws=True), 100)}"
                 for i,h in enumerate(self, 1)]
         return '\n'.join(rows) or 'No hits'
     def _repr_markdown_(self):
