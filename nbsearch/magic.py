@@ -15,6 +15,8 @@ from fastcore.utils import *
 from .core import rank_nbs, get_nb_paths
 from .server import cell_link, _cell_id
 from .cli import _tags
+from .read import term_safe
+from .search import _md_esc, _shown
 
 # %% ../nbs/10_magic.ipynb #0c979a5c
 class _ArgError(Exception): pass
@@ -46,7 +48,9 @@ def parse_line(
     return a
 
 # %% ../nbs/10_magic.ipynb #54583bc1
-def _esc(s): return str(s).replace('|', '\\|').replace('\n', ' ').replace('[', '\\[').replace(']', '\\]')
+def _esc(s):
+    "`s` as text in a table cell, as `Hits` shows it (`_md_esc`: HTML, pipes and brackets escaped, one line), and its backslashes too: `\\|` cannot end a column"
+    return _md_esc(str(s).replace('\\', '\\\\'))
 
 def _rel_link(path, cell):
     "A link to cell `cell` of notebook `path`, relative to the working folder when it can be, with the `#cell-id=` fragment"
@@ -62,7 +66,7 @@ class MagicHits(BasicRepr):
                  hits:list): # Its `Hit`s
         store_attr()
     def __repr__(self):
-        return '\n'.join(f"{i:>2}. {h.score:7.3f}  {truncstr(h.title, 50)}  {h.path} (cell {h.cell})\n    {truncstr(h.snippet, 110)}"
+        return '\n'.join(f"{i:>2}. {h.score:7.3f}  {truncstr(term_safe(h.title, ws=True), 50)}  {_shown(h.path)} (cell {h.cell})\n    {truncstr(term_safe(h.snippet, ws=True), 110)}"
                          for i,h in enumerate(self.hits, 1)) or f'No notebooks matched {self.q!r}.'
     def _repr_markdown_(self):
         if not self.hits: return f'No notebooks matched *{_esc(self.q)}*.'
