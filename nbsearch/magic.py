@@ -48,10 +48,6 @@ def parse_line(
     return a
 
 # %% ../nbs/10_magic.ipynb #54583bc1
-def _esc(s):
-    "`s` as text in a table cell, as `Hits` shows it (`_md_esc`: HTML, pipes and brackets escaped, one line), and its backslashes too: `\\|` cannot end a column"
-    return _md_esc(str(s).replace('\\', '\\\\'))
-
 def _rel_link(path, cell):
     "A link to cell `cell` of notebook `path`, relative to the working folder when it can be, with the `#cell-id=` fragment"
     try: rel = os.path.relpath(path)
@@ -69,9 +65,9 @@ class MagicHits(BasicRepr):
         return '\n'.join(f"{i:>2}. {h.score:7.3f}  {truncstr(term_safe(h.title, ws=True), 50)}  {_shown(h.path)} (cell {h.cell})\n    {truncstr(term_safe(h.snippet, ws=True), 110)}"
                          for i,h in enumerate(self.hits, 1)) or f'No notebooks matched {self.q!r}.'
     def _repr_markdown_(self):
-        if not self.hits: return f'No notebooks matched *{_esc(self.q)}*.'
+        if not self.hits: return f'No notebooks matched *{_md_esc(self.q)}*.'
         return '| # | score | notebook | cell | best passage |\n|--:|--:|:--|--:|:--|\n' + '\n'.join(
-            f"| {i} | {h.score:.3f} | [{_esc(h.title)}]({_rel_link(h.path, h.cell)}) | {h.cell} | {_esc(truncstr(h.snippet, 120))} |"
+            f"| {i} | {h.score:.3f} | [{_md_esc(h.title)}]({_rel_link(h.path, h.cell)}) | {h.cell} | {_md_esc(truncstr(h.snippet, 120))} |"
             for i,h in enumerate(self.hits, 1))
 
 # %% ../nbs/10_magic.ipynb #71de2fdf
