@@ -214,7 +214,10 @@ def _globs(s):
     "A comma-separated list from the command line, as a list (`None` stays `None`)"
     return None if s is None else [o.strip() for o in s.split(',') if o.strip()]
 
-def _index(index): return False if index in ('memory', 'none', 'false') else index
+def _index(index):
+    "`--index`: `False` (keep none) for `memory`, `none` or `false`, else the file; an empty one is an error (it would silently be the default index)"
+    if isinstance(index, str) and not index.strip(): raise ValueError(f"`--index` needs an index file, or memory to keep none, not {index!r}")
+    return False if index in ('memory', 'none', 'false') else index
 
 def _check(q, K, tags=None):
     "Argument errors, found before anything is read or loaded"
@@ -234,6 +237,11 @@ def _formats(s):
     "`--formats`, a comma-separated list of notebook formats, as a list: an empty one is an error"
     if not (fs := _globs(s)): raise ValueError(f"`--formats` needs one or more of ipynb, md, qmd, py, comma-separated, not {s!r}")
     return fs
+
+def _glob_arg(s, name):
+    "`--include` or `--exclude` as a list of globs; an empty one is an error, as `--formats`'s is (it would match no notebook, or leave none out)"
+    if s is not None and not _globs(s): raise ValueError(f"`{name}` needs one or more shell globs, comma-separated, not {s!r}")
+    return _globs(s)
 
 def _model_arg(m):
     "`--model`, refused when empty (it would silently mean the default model)"
@@ -270,9 +278,10 @@ def nbsearch(
     from nbsearch.core import get_nb_paths, rank_nbs
     from nbsearch.search import passage_filter, _when
     _check(q, K, tag); fs,tag = _formats(formats),_tags(tag); _model_arg(model); passage_filter(cell_type, tag, errors); _when(since, '--since'); _when(before, '--before')
+    ix,inc,exc = _index(index),_glob_arg(include, '--include'),_glob_arg(exclude, '--exclude')
     paths = _nbs_in(path, fs)  # argument errors first, before a model is loaded
-    hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=_index(index), progress=False if quiet else None,
-                    include=_globs(include), exclude=_globs(exclude), since=since, before=before, formats=fs,
+    hits = rank_nbs(q, paths, model=cli_model(model, quiet), k=K, outputs=outputs, index=ix, progress=False if quiet else None,
+                    include=inc, exclude=exc, since=since, before=before, formats=fs,
                     cell_type=cell_type, tags=tag, errors=errors)
     if not in_cmd(): return hits
     print(hits_json(hits) if json else fmt_hits(hits, q, color=sys.stdout.isatty()) or 'No notebooks matched.')
@@ -288,13 +297,14 @@ def _qrels(fn)->dict:
     if not ok: raise ValueError(f"'{fn}' must hold judgments as a JSON object, "
                                 f'{{"a query": {{"notebook path without .ipynb": grade}}}}, not {truncstr(json.dumps(d), 40)}')
     from nbsearch.evaluate import read_qrels
-    return read_qrels(d)  # grades finite, from 0 to `max_grade`
+    try: return read_qrels(d)  # every query one `rank_nbs` takes, grades finite from 0 to `max_grade`
+    except ValueError as e: raise ValueError(f"'{fn}': {e}") from None
 
 # %% ../nbs/08_cli.ipynb #dbc8033d
 @command('nbsearch-eval', pos=['path'])
 def nbsearch_eval(
     qrels:str, # JSON file of judgments: {query: {notebook path relative to `path`, without .ipynb: grade}}
-    path:str='.', # The folder of notebooks the judgments are about
+    path:str='.', # The folder of notebooks the judgments are about (or one notebook: its ids are then relative to its folder)
     model:Annotated[str, 'A model to evaluate, or bm25; repeat for several (default: the default model, else its fallback)', {'action': 'append'}]=None,
     K:int=10, # Cut-off for nDCG and recall
     index:str=None, # The index file (default: see below); `memory` to keep none
@@ -303,9 +313,9 @@ def nbsearch_eval(
 ):
     "Measure models on judged queries over the notebooks in `path`: nDCG@k, MRR, recall@k and query time, one row per model"
     from nbsearch.core import get_nb_paths, compare_models
-    _check(None, K); _nbs_in(path); [_model_arg(o) for o in model or []]; qs = _qrels(qrels)
+    _check(None, K); _nbs_in(path); [_model_arg(o) for o in model or []]; ix,qs = _index(index),_qrels(qrels)
     ms = {_mm().model_name(o): o for o in [cli_model(o, quiet) for o in model or [None]]}
-    res = compare_models(None, ms, path, k=K, qrels=qs, index=_index(index), progress=False if quiet else None)
+    res = compare_models(None, ms, path, k=K, qrels=qs, index=ix, progress=False if quiet else None)
     if plot: res.plot().savefig(plot, dpi=100, bbox_inches='tight')
     if not in_cmd(): return res
     print(res)
@@ -333,8 +343,10 @@ def nbsearch_index(
     "See and manage the index where nbsearch keeps the passages and embeddings of the notebooks it searched"
     if action not in _ix_methods: raise ValueError(f'{action!r} is not one of {", ".join(_ix_methods)}')
     from nbsearch.index import NbIndex, default_index_path
-    p = Path(index).expanduser() if index else default_index_path()
-    res = getattr(NbIndex(p), _ix_methods[action])() if p.exists() else f'No index at {p} yet: the first search creates it.'
+    if (ix := _index(index)) is False: res = f"memory keeps no index: a search with `--index memory` indexes in memory and forgets it, so there is nothing to {'show' if action=='info' else action}."
+    else:
+        p = Path(ix).expanduser() if ix else default_index_path()
+        res = getattr(NbIndex(p), _ix_methods[action])() if p.exists() else f'No index at {p} yet: the first search creates it.'
     if not in_cmd(): return res
     if action=='clear' and isinstance(res, int): res = f'Deleted the index at {p}: {res/2**20:.1f} MB freed'
     if action=='prune' and isinstance(res, dict): res = f"Forgot {res.get('notebooks', 0)} notebooks and {res.get('folders', 0)} folders that no longer exist"

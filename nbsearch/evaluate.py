@@ -16,6 +16,7 @@ from .read import *
 from .models import *
 from .search import *
 from .search import _check_args, _md_esc, _md_link
+from .tokens import query_tokens
 
 # %% ../nbs/06_evaluate.ipynb #e0589b4e
 def ndcg(
@@ -47,14 +48,14 @@ def recall(
 # %% ../nbs/06_evaluate.ipynb #74ac59dd
 max_grade = 100 # The highest grade `read_qrels` accepts (the gain `2**grade-1` of a larger one overflows a float)
 
-def read_qrels(
-    qrels:dict|str|Path # `{query: {doc id: grade}}`, or a JSON file of it, with or without a top-level `queries` key
-)->dict: # `{query: {doc id: grade}}`
-    "Relevance judgments from a dict or a JSON file, checked: a clear error for anything else"
-    if isinstance(qrels, (str, Path)): qrels = json.loads(Path(qrels).read_text(encoding='utf-8'))
+def _check_qrels(qrels):
+    "`{query: {doc id: grade}}` of `qrels`, checked: queries `rank_nbs` takes, and finite grades from 0 to `max_grade`"
     if not isinstance(qrels, dict): raise TypeError(f'Judgments must be a dict {{query: {{doc id: grade}}}}, not a {type(qrels).__name__}')
     qs = qrels['queries'] if isinstance(qrels.get('queries'), dict) else qrels
     if not qs: raise ValueError('There are no judged queries to evaluate')
+    for q in qs:  # every query, before any runs: one `rank_nbs` refuses (empty, too long) would stop the evaluation halfway
+        try: _check_args(q, None)
+        except ValueError as e: raise ValueError(f"Judged query {truncstr(str(q), 40)!r} is refused: {e}") from None
     for q,rel in qs.items():
         if not isinstance(rel, dict) or not all(isinstance(g, (int, float)) and not isinstance(g, bool) for g in rel.values()):
             raise TypeError(f'The judgments of query {q!r} must be a dict {{doc id: grade}}, not {truncstr(repr(rel), 60)}')
@@ -62,7 +63,17 @@ def read_qrels(
             raise ValueError(f'The grade of {bad[0]!r} for query {q!r} must be a finite number from 0 to {max_grade}, not {bad[1]!r}')
     return qs
 
+def read_qrels(
+    qrels:dict|str|Path # `{query: {doc id: grade}}`, or a JSON file of it, with or without a top-level `queries` key
+)->dict: # `{query: {doc id: grade}}`
+    "Relevance judgments from a dict or a JSON file, every query and grade checked before any search runs: a clear error for anything else, naming the file"
+    if not isinstance(qrels, (str, Path)): return _check_qrels(qrels)
+    d = json.loads(Path(qrels).read_text(encoding='utf-8'))
+    try: return _check_qrels(d)
+    except (TypeError, ValueError) as e: raise type(e)(f"'{qrels}': {e}") from None
+
 def _doc_id(p, root): return Path(p).resolve().relative_to(Path(root).resolve()).with_suffix('').as_posix()
+
 
 # %% ../nbs/06_evaluate.ipynb #eba753e7
 def _unknown(qrels, paths, root):
@@ -100,14 +111,27 @@ class Evaluation(BasicRepr):
                 + '\n'.join([row(f'**mean of {len(self.rows)}**', self.mean)] + [row(r['query'], r) for r in self.rows])
                 + (f'\n\n{_md_esc(self._unknown_line())}' if self.unknown else ''))
 
+# %% ../nbs/06_evaluate.ipynb #pick-fn
+def _model(
+    model, # A model, its name, hub id or folder, `None` or 'bm25' for BM25 alone, or 'default'
+    progress:bool=None, # `rank_nbs`'s `progress`: `False` keeps the note about a fallback to ourselves
+): # The loaded model, or `None` for BM25 alone
+    "`model` loaded as `rank_nbs` resolves it (`pick_model`, with the default's offline fallback), so that many searches load it once"
+    if isinstance(model, str): model = pick_model(None if model=='default' else model, quiet=progress is False)
+    return None if model is None else load_model(model)
+
 # %% ../nbs/06_evaluate.ipynb #46346104
+def _left_out(qs, n, why):
+    "The warning that `qs`, of `n` queries, were left out of the mean because `why`"
+    return f"{len(qs)} of {n} queries left out of the mean, as {why}: {', '.join(map(repr, [truncstr(q, 40) for q in qs[:3]]))}{' …' if len(qs)>3 else ''}"
+
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def evaluate(
     qrels:dict|str|Path, # `{query: {doc id: grade}}`, or a JSON file of them; ids are notebook paths relative to `root`, without `.ipynb`
     nbs:str|Path|list='.', # The notebooks to search
-    model=default_model, # The model to evaluate
+    model='default', # The model to evaluate, as `rank_nbs` takes it: a model, its name, hub id or folder, `None` or 'bm25' for BM25 alone, or 'default'
     k:int=10, # The cut-off for nDCG and recall
-    root:str|Path=None, # The folder doc ids are relative to; by default `nbs`, when it is one folder
+    root:str|Path=None, # The folder doc ids are relative to; by default `nbs` when it is one folder, the notebook's folder when it is one notebook
     name:str=None, # The model's name in reports
     **kwargs
 )->Evaluation:
@@ -115,24 +139,26 @@ def evaluate(
     qrels = read_qrels(qrels)
     _check_args(first(qrels), k, kwargs.get('outputs', False), nbs)
     if root is None and isinstance(nbs, (list, tuple, L)): raise ValueError('Give `root`, the folder the judged ids are relative to')
-    root = ifnone(root, nbs)
+    root = ifnone(root, Path(nbs).parent if Path(nbs).is_file() else nbs)
     unknown = _unknown(qrels, get_nb_paths(nbs), root)
-    if all(q in unknown and not any(g>0 for d,g in rel.items() if d not in unknown[q]) for q,rel in qrels.items()):
-        raise ValueError(f"No query has a judged notebook in the searched folders: no judged id names a notebook under '{root}' (ids are paths relative to it, without .ipynb)")
-    dropped = [q for q in unknown if not any(g>0 for d,g in qrels[q].items() if d not in unknown[q])]
+    rels = {q:{d:g for d,g in rel.items() if d not in unknown.get(q, [])} for q,rel in qrels.items()}
+    unjudged = [q for q,rel in qrels.items() if not any(g>0 for g in rel.values())]  # trec_eval leaves them out: no search can answer them
+    dropped = [q for q in unknown if q not in unjudged and not any(g>0 for g in rels[q].values())]
+    if len(unjudged)+len(dropped)==len(qrels):
+        if dropped: raise ValueError(f"No query has a judged notebook in the searched folders: no judged id names a notebook under '{root}' (ids are paths relative to it, without .ipynb)")
+        raise ValueError('No query has a relevant judgment (a grade over 0): there is nothing to measure')
     if unknown: warnings.warn(Evaluation('', [], unknown=unknown)._unknown_line() + f" (ids are paths relative to '{root}', without .ipynb)"
-                              + (f"; {len(dropped)} of {len(qrels)} queries left out of the mean, as none of their relevant ids names a searched notebook: "
-                                 f"{', '.join(map(repr, dropped[:3]))}{' …' if len(dropped)>3 else ''}" if dropped else ''), stacklevel=2)
-    m = None if model is None else load_model(model)
-    rank_nbs(first(qrels), nbs, model=m, k=1, **kwargs)  # load and index once, so latencies are warm
+                              + (f"; {_left_out(dropped, len(qrels), 'none of their relevant ids names a searched notebook')}" if dropped else ''), stacklevel=2)
+    if unjudged: warnings.warn(_left_out(unjudged, len(qrels), 'they have no relevant judgment (a grade over 0)'), stacklevel=2)
+    qs = [q for q in qrels if q not in unjudged and q not in dropped]
+    m = _model(model, kwargs.get('progress'))
+    rank_nbs(first(qs, query_tokens) or qs[0], nbs, model=m, k=1, **kwargs)  # load and index once, so latencies are warm
     rows = []
-    for q,rel in qrels.items():
-        rel = {d:g for d,g in rel.items() if d not in unknown.get(q, [])}
-        if q in dropped: continue
+    for q in qs:
         t = time.perf_counter(); hs = rank_nbs(q, nbs, model=m, **kwargs); dt = time.perf_counter()-t
         ids = [_doc_id(h.path, root) for h in hs]
-        rows.append(dict(query=q, **{f'ndcg@{k}': ndcg(ids, rel, k), 'mrr': mrr(ids, rel), f'recall@{k}': recall(ids, rel, k), 'latency': dt}))
-    return Evaluation(name or model_name(model), rows, k, unknown)
+        rows.append(dict(query=q, **{f'ndcg@{k}': ndcg(ids, rels[q], k), 'mrr': mrr(ids, rels[q]), f'recall@{k}': recall(ids, rels[q], k), 'latency': dt}))
+    return Evaluation(name or model_name(m), rows, k, unknown)
 
 # %% ../nbs/06_evaluate.ipynb #be4399fa
 def _secs(t): return f'{t*1000:.0f} ms' if t<1 else f'{t:.1f} s'
@@ -210,7 +236,7 @@ def _plot_md(self:Comparison):
 @delegates(rank_nbs, but=['q', 'nbs', 'model', 'k'])
 def compare_models(
     q:str, # What to look for; `None` to compare on `qrels` alone
-    models:list|dict, # Models (instances, hub ids, folders, `None` or 'bm25' for BM25), or a dict of them by the names to show
+    models:list|dict, # Models as `rank_nbs` takes them (instances, names, hub ids, folders, `None` or 'bm25' for BM25, 'default'), or a dict of them by the names to show
     nbs:str|Path|list='.', # A folder of notebooks, a notebook, or a list of them
     k:int=10, # Hits per model, and the cut-off for nDCG and recall
     qrels:dict|str|Path=None, # Judgments to evaluate each model on (see `evaluate`)
@@ -222,7 +248,7 @@ def compare_models(
     if q is not None: _check_args(q, k, kwargs.get('outputs', False), nbs)
     ms = list(models.items()) if isinstance(models, dict) else [(None, m) for m in (models if isinstance(models, (list, tuple)) else [models])]
     if not ms: raise ValueError('`models` is empty: give at least one model (or None for BM25)')
-    ms = [(n, None if m is None or (isinstance(m, str) and m.lower()=='bm25') else load_model(m)) for n,m in ms]
+    ms = [(n, _model(m, kwargs.get('progress'))) for n,m in ms]  # each loaded once, for its query and its evaluation
     for _,m in ms: model_kind_of(m)
     ms = [(ifnone(n, model_name(m)), m) for n,m in ms]
     hits,times,firsts,evals = [],[],[],[]
