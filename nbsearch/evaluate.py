@@ -15,7 +15,7 @@ from fastcore.meta import delegates
 from .read import *
 from .models import *
 from .search import *
-from .search import _check_args, _md_esc, _md_link
+from .search import _check_args, _md_esc, _md_link, _model
 from .tokens import query_tokens
 
 # %% ../nbs/06_evaluate.ipynb #e0589b4e
@@ -110,15 +110,6 @@ class Evaluation(BasicRepr):
         return (f"| {_md_esc(self.name)} | {' | '.join(self.metrics[:-1])} | latency (s) |\n|:--|{'--:|'*4}\n"
                 + '\n'.join([row(f'**mean of {len(self.rows)}**', self.mean)] + [row(r['query'], r) for r in self.rows])
                 + (f'\n\n{_md_esc(self._unknown_line())}' if self.unknown else ''))
-
-# %% ../nbs/06_evaluate.ipynb #pick-fn
-def _model(
-    model, # A model, its name, hub id or folder, `None` or 'bm25' for BM25 alone, or 'default'
-    progress:bool=None, # `rank_nbs`'s `progress`: `False` keeps the note about a fallback to ourselves
-): # The loaded model, or `None` for BM25 alone
-    "`model` loaded as `rank_nbs` resolves it (`pick_model`, with the default's offline fallback), so that many searches load it once"
-    if isinstance(model, str): model = pick_model(None if model=='default' else model, quiet=progress is False)
-    return None if model is None else load_model(model)
 
 # %% ../nbs/06_evaluate.ipynb #46346104
 def _left_out(qs, n, why):

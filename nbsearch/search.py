@@ -538,6 +538,15 @@ def _filters(cell_type, tags, errors, outputs)->tuple:
     f = passage_filter(cell_type, tags, errors)
     return f, outputs or f.errors
 
+def _model(
+    model, # A model, its name, hub id or folder, `None` or 'bm25' (any case) for BM25 alone, or 'default'
+    progress:bool=None, # `rank_nbs`'s `progress`: `False` keeps the note about a fallback to ourselves
+): # The loaded model, or `None` for BM25 alone
+    "`model` loaded as `rank_nbs` takes it: a name through `pick_model` (the default falls back to the offline model, or to BM25, without a network); `evaluate` and `compare_models` load a model once this way for many searches"
+    if isinstance(model, str) and not model.strip(): raise ValueError("`model` is an empty string: name a model, or pass None")
+    if isinstance(model, str): model = pick_model(None if model=='default' else model, quiet=progress is False)
+    return None if model is None else load_model(model)
+
 def _as_given(rp, paths)->dict:
     "`{resolved path: path as the user gave it}`, for the hits (`NbIndex.sync` resolved `paths` into `rp`, each kept in order, but for those it skipped)"
     return dict(zip(rp, paths)) if len(rp)==len(paths) else {os.path.abspath(p):p for p in paths}
@@ -593,9 +602,7 @@ def rank_nbs(
     paths = filter_paths(_nb_files(nbs, formats=formats), include, exclude, since, before)  # strings: a `Path` is made for each hit alone
     if not paths and not _nb_files(nbs, formats=formats): warnings.warn(f"No notebooks found in {truncstr(', '.join(map(str, L(nbs))), 200)}", stacklevel=2)
     if not paths: return Hits()
-    if isinstance(model, str):  # a name, `bm25`, or 'default': the user's default, falling back without a network as the `nbsearch` command does
-        model = pick_model(None if model=='default' else model, quiet=progress is False)
-    m,r = (None if o is None else load_model(o) for o in (model, retriever))
+    m,r = _model(model, progress),(None if retriever is None else load_model(retriever))  # a name, 'bm25', or 'default': the user's default, falling back without a network as the `nbsearch` command does
     kind = model_kind_of(m)
     dm = stage1_model(m, r)
     setting = setting_for(m, outputs)

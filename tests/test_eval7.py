@@ -20,15 +20,15 @@ def test_evaluate_bm25_spellings(model):
     assert (e.name, e.mean['ndcg@10']) == ('BM25', evaluate(Q, corpus, model=None, index=False).mean['ndcg@10'])
 
 def test_evaluate_default_model(monkeypatch):
-    "'default' and the default argument are the model `rank_nbs` would search with (its offline fallback included), picked once: `rank_nbs` is given the loaded model"
+    "'default' and the default argument are the model `rank_nbs` would search with (its offline fallback included), picked once per evaluation: `rank_nbs` is given the loaded model"
     want = model_name(pick_model(None, quiet=True))
     calls = []
     orig = search_mod.pick_model
     monkeypatch.setattr(search_mod, 'pick_model', lambda *a, **kw: calls.append(a) or orig(*a, **kw))
-    for m in ('default', ''):
-        assert evaluate(Q, corpus, model=m, index=False, progress=False).name == want
+    assert evaluate(Q, corpus, model='default', index=False, progress=False).name == want
+    with pytest.raises(ValueError, match='empty string'): evaluate(Q, corpus, model='', index=False)  # as `rank_nbs` and the CLI refuse it
     assert evaluate(Q, corpus, index=False, progress=False).name == want
-    assert calls == [], 'rank_nbs resolved the model again: it should get the one `evaluate` loaded'
+    assert len(calls) == 2, 'one resolution per evaluation: rank_nbs must get the model `evaluate` loaded, not resolve it per query'
 
 def test_compare_models_default():
     c = compare_models(None, ['default', 'bm25'], corpus, qrels=Q, index=False, progress=False)
