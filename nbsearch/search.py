@@ -580,7 +580,7 @@ def rank_nbs(
     outputs:bool=False, # Search the text outputs of code cells too?
     index=None, # Where to keep passages and embeddings: `None` for the user's cache, `False` for memory, or a path
     retriever=None, # A bi-encoder for stage 1's dense leg; by default the static model, else `model` when it is a bi-encoder
-    n_nbs:int=30, # Notebooks that stage 1 keeps for the ranking model (at least `k`; `None`: all)
+    n_nbs:int=30, # Notebooks that stage 2 keeps for the ranking model (`k` when it is larger, see `budget`; `None`: all)
     rerank:int=None, # Passages stage 2 shortlists for the ranking model; by default 128 for a cross-encoder (which reads about 80 of them: see `deepen`), 200 for a bi-encoder (all, when it is stage 1's model)
     progress:bool=None, # Show progress bars? By default, on a terminal, for work over 2 seconds
     include:str|list=None, # Search only notebooks whose path or name matches one of these globs
@@ -606,7 +606,7 @@ def rank_nbs(
     kind = model_kind_of(m)
     dm = stage1_model(m, r)
     setting = setting_for(m, outputs)
-    b = budget(kind, kind=='bi' and dm is m, n_nbs, rerank, k)  # `k` hits come back whenever `k` notebooks match
+    b = budget(kind, kind=='bi' and dm is m, n_nbs, rerank, k)  # for `k` over `n_nbs`, stage 2 keeps `k` notebooks
     def _search(ix):
         rp = ix.sync(paths, setting, progress)
         cands = candidates(q, ix, setting, rp, dm, b.depth, progress, b.all_below, flt, texts=False)  # texts: read by the stages that need them
