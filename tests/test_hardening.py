@@ -6,6 +6,7 @@ the suite runs offline in a minute or two.
 import os, sys, json, time, shutil, signal, sqlite3, hashlib, subprocess, threading, warnings, random
 from pathlib import Path
 import pytest
+from conftest import as_other_user
 from fastcore.nbio import new_nb, mk_cell, write_nb
 from nbsearch.core import rank_nbs, get_nb_paths, read_nb, get_index
 from nbsearch.index import NbIndex, PassageSetting
@@ -178,26 +179,6 @@ def test_embeddings_are_plain_arrays(tmp_path):
     assert pt and all(len(t)==len(s)//4*384 for s,t in pt)  # MiniLM's token vectors of the passages it scored: a float32 scale and 384 int8 a token
     src = ' '.join(p.read_text() for p in Path(__file__).parent.parent.glob('nbsearch/*.py'))
     assert 'pickle' not in src and 'allow_pickle' not in src and 'trust_remote_code=False' in src
-
-
-@pytest.fixture
-def open_tmp():
-    "A temporary folder that another user can enter (pytest's own are private to the user running it)"
-    import tempfile
-    d = Path(tempfile.mkdtemp(prefix='nbsearch-test-'))
-    os.chmod(d, 0o755)
-    yield d
-    for p in [d, *d.rglob('*')]:
-        if not p.is_symlink(): os.chmod(p, 0o755 if p.is_dir() else 0o644)
-    shutil.rmtree(d)
-
-def as_other_user(code, env=None):
-    "Run `code` where file permissions apply: as ourselves, or, as root, without root's power to override them"
-    pre = []
-    if os.geteuid()==0:
-        if not shutil.which('setpriv'): pytest.skip('running as root, and setpriv is not here to drop the permission override')
-        pre = ['setpriv', '--bounding-set', '-dac_override,-dac_read_search']
-    return subprocess.run(pre+[sys.executable, '-c', code], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
 def test_unreadable_files_and_folders(open_tmp):

@@ -4,6 +4,7 @@
 import os, sys, time, shutil, tempfile, subprocess, warnings
 from pathlib import Path
 import pytest
+from conftest import as_other_user
 from fastcore.nbio import new_nb, mk_cell, write_nb
 import nbsearch.read as rd
 from nbsearch.read import get_nb_paths, _nb_files
@@ -16,26 +17,6 @@ def mk(p, src='# x'):
 
 def rel(ps, d): return [Path(p).relative_to(d).as_posix() for p in ps]
 
-@pytest.fixture
-def open_tmp():
-    "A temporary folder that another user can enter (pytest's own are private to the user running it)"
-    d = Path(tempfile.mkdtemp(prefix='nbsearch-symdirs-'))
-    os.chmod(d, 0o755)
-    yield d
-    for p in [d, *d.rglob('*')]:
-        if not p.is_symlink(): os.chmod(p, 0o755 if p.is_dir() else 0o644)
-    shutil.rmtree(d)
-
-def as_other_user(code):
-    "Run `code` where file permissions apply: as ourselves, or, as root, without root's power to override them"
-    pre = []
-    if os.geteuid()==0:
-        if not shutil.which('setpriv'): pytest.skip('running as root, and setpriv is not here to drop the permission override')
-        pre = ['setpriv', '--bounding-set', '-dac_override,-dac_read_search']
-    r = subprocess.run(pre+[sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
-    assert r.returncode==0, r.stderr
-    return r.stdout.splitlines()
-
 def test_links_to_what_cannot_be_read(open_tmp):
     "A linked folder that cannot be read: one warning naming the link. A link `stat` cannot follow: a broken notebook when named like one, passed over otherwise"
     c,out = open_tmp/'c',open_tmp/'out'
@@ -44,7 +25,7 @@ def test_links_to_what_cannot_be_read(open_tmp):
     (c/'shut').symlink_to(out/'shut'/'inner', target_is_directory=True)
     (c/'shut.ipynb').symlink_to(out/'shut'/'inner', target_is_directory=True)
     os.chmod(out/'locked', 0); os.chmod(out/'shut', 0o600)  # `shut` can be listed but not entered: `stat` fails on what is in it
-    lines = as_other_user(f'''
+    r = as_other_user(f'''
 import warnings
 from nbsearch.read import get_nb_paths
 with warnings.catch_warnings(record=True) as w:
@@ -52,6 +33,8 @@ with warnings.catch_warnings(record=True) as w:
     print([p.name for p in get_nb_paths({str(c)!r})])
 print(len(w))
 for o in w: print(o.message)''')
+    assert r.returncode==0, r.stderr
+    lines = r.stdout.splitlines()
     assert lines[:2]==["['ok.ipynb']", '2'], lines
     msgs = '\n'.join(lines[2:])
     assert f"Skipped folder '{c}/locked': permission denied" in msgs
