@@ -34,18 +34,18 @@ def _slash(p:str)->str:
     "`p` ending in `os.sep`, so that a name added to it makes a path with no `os.path.join`, which costs 1.5 µs a folder"
     return p if p.endswith(os.sep) else p+os.sep
 
-def _walk_nbs(d, exts, skip_folder_re, skip_file_re, recursive=True, seen:set|None=None, keys:dict|None=None)->list:
+def _walk_nbs(d, exts, skip_folder_re, skip_file_re, recursive=True, seen:set|None=None, keys:dict|None=None, symlinks:bool=True)->list:
     "The `os.DirEntry`s of files ending in `exts` under folder `d`, walked with a stack (any depth), following linked folders, each real folder once (`seen`: real paths of folders walked already; `keys`: gets the real path of each file found through a link)"
     fre,dre = (re.compile(o) if o else None for o in (skip_file_re, skip_folder_re))
     seen,keys = (set() if seen is None else seen),({} if keys is None else keys)
     if (r := os.path.realpath(d)) in seen: return []
     seen.add(r)
     top,sep = _slash(r),os.sep
-    res,todo,links = [],[(str(d), top, None)],deque()  # (folder, its real path ending in '/', the same when reached through a link)
-    while todo or links:
+    res,todo,linked = [],[(str(d), top, None)],deque()  # (folder, its real path ending in '/', the same when reached through a link)
+    while todo or linked:
         if todo: f,r,k = todo.pop()
         else:  # the real folders are all walked: the next linked folder, unless walked already or holding the link or `d` (a loop)
-            f,up = links.popleft()
+            f,up = linked.popleft()
             k = r = _slash(os.path.realpath(f))
             if r[:-1] in seen or up.startswith(r) or top.startswith(r): continue
             seen.add(r[:-1])
@@ -57,7 +57,7 @@ def _walk_nbs(d, exts, skip_folder_re, skip_file_re, recursive=True, seen:set|No
                 if recursive and not (dre and dre.search(e.name)) and (rs := r+e.name) not in seen:
                     seen.add(rs); rs += sep; todo.append((e.path, rs, k and rs))
             elif e.is_symlink() and _is_folder_link(e):
-                if recursive and not (dre and dre.search(e.name)): links.append((e.path, r))
+                if recursive and symlinks and not (dre and dre.search(e.name)): linked.append((e.path, r))
             elif e.name.endswith(exts) and not (fre and fre.search(e.name)): res.append(e)
         if k: keys.update((e.path, k+e.name) for e in res[n:])
     return res
@@ -125,13 +125,13 @@ def _exts(formats)->tuple:
     return tuple(_formats[f] for f in fs)
 
 # %% ../nbs/00_read.ipynb #bc44b582
-def _nb_files(path, recursive=True, skip_folder_re='^[_.]', skip_file_re='^[_.]', formats=('ipynb',))->list:
+def _nb_files(path, recursive=True, skip_folder_re='^[_.]', skip_file_re='^[_.]', formats=('ipynb',), symlinks=True)->list:
     "`get_nb_paths`, as strings: what a search uses, which makes `Path`s of its hits alone"
     exts,res,links,keys,seen = _exts(formats),[],{},{},set()
     for p in _as_paths(path):
         if not p.exists(): raise FileNotFoundError(f"No such notebook or folder: '{p}'")
         if p.is_dir():
-            es = _walk_nbs(p, exts, skip_folder_re, skip_file_re, recursive, seen, keys)
+            es = _walk_nbs(p, exts, skip_folder_re, skip_file_re, recursive, seen, keys, symlinks)
             ok = set(_regular([e.path for e in es if not e.is_file(follow_symlinks=False)]))  # a file the folder lists as regular needs no `stat`
             links.update((e.path, e.is_symlink()) for e in es)
             fs = [e.path for e in es if e.is_file(follow_symlinks=False) or e.path in ok]
@@ -148,9 +148,10 @@ def get_nb_paths(
     skip_folder_re:str='^[_.]', # Skip folders (and links to folders) matching this, as nbdev's `nbglob` does (hidden, `_`, `.ipynb_checkpoints`)
     skip_file_re:str='^[_.]', # Skip notebooks whose names match this, as `nbglob` does
     formats:tuple=('ipynb',), # Notebook formats to find, any of `_formats` (see "Text notebooks")
+    symlinks:bool=True, # Follow symlinked folders, as `nbglob` does? (The MCP server does not: it serves nothing they lead to outside its folders)
 )->L: # Sorted paths of notebooks, each file once
     "The notebooks in `path`, found the way nbdev's `nbglob` finds them, symlinked folders included"
-    return L(map(Path, _nb_files(path, recursive, skip_folder_re, skip_file_re, formats)))
+    return L(map(Path, _nb_files(path, recursive, skip_folder_re, skip_file_re, formats, symlinks)))
 
 # %% ../nbs/00_read.ipynb #41857efa
 class Cell(BasicRepr):
@@ -617,7 +618,7 @@ def _esc(o):
     if 0xdc80<=o<=0xdcff: return f'\\x{o-0xdc00:02x}'  # a byte of a non-UTF-8 file name, as `os.fsdecode` keeps it
     return f'\\x{o:02x}' if o<0x100 else f'\\u{o:04x}'
 
-_spans = (0, 0x20), (0x7f, 0xa0), (0x2028, 0x202f), (0x2066, 0x206a), (0xd800, 0xe000)  # C0, DEL and C1, separators and bidi, surrogates
+_spans = (0, 0x20), (0x7f, 0xa0), (0x61c, 0x61d), (0x200b, 0x2010), (0x2028, 0x202f), (0x2060, 0x2070), (0xfeff, 0xff00), (0xd800, 0xe000)  # C0, DEL and C1; bidi marks, zero-width and invisible characters, separators, bidi embeddings and isolates; BOM; surrogates
 _unsafe = {o: _esc(o) for a,b in _spans for o in range(a, b)}
 _ws = dict.fromkeys(map(ord, '\t\n\r\v\f\u2028\u2029'), ' ')
 

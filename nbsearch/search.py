@@ -37,9 +37,11 @@ class Hit(BasicRepr):
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{_shown(self.path)} [cell {self.cell}]')"
 
 # %% ../nbs/05_search.ipynb #e090a100
+_md_punct = {ord(c):'\\'+c for c in '!"#$%\'()*+,-./:;=?@[\\]^_`{|}~'} # Markdown's punctuation but `&<>`, which become HTML entities
+
 def _md_esc(s):
-    "`s` safe inside a Markdown table: HTML escaped, backslashes, pipes and brackets escaped, on one line"
-    return escape(' '.join(str(s).split()), quote=False).replace('\\', '\\\\').replace('|', '\\|').replace('[', '\\[').replace(']', '\\]')
+    "`s` as literal text in a Markdown table, on one line: each punctuation character backslash-escaped (no emphasis, code span, link or cell break comes of it), `&<>` as HTML entities"
+    return escape(' '.join(str(s).split()).translate(_md_punct), quote=False)
 
 def _md_link(h): return f"[{_md_esc(h.title)}]({quote(Path(h.path).as_posix())})"
 
@@ -60,6 +62,9 @@ class Hits(L):
                                 for i,h in enumerate(self, 1))
 
 # %% ../nbs/05_search.ipynb #7c011c4a
+def _check_int(v, name):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
+
 def model_kind_of(
     m, # A loaded model, or `None`
     arg:str='model', # The argument it came from, for the error message
@@ -217,6 +222,9 @@ def candidates(
 )->list: # `Candidate`s: the lexical leg's, best first, then the dense leg's others (then the rest, with `all_below`)
     "Stage 1: the `depth` passages of `paths` that BM25 ranks highest for `q`, and the `depth` the dense leg does, with both ranks of each"
     if not isinstance(q, str): raise TypeError(f"`q` must be a string, not {truncstr(repr(q), 40)}")
+    if isinstance(paths, (str, os.PathLike)): raise TypeError(f"`paths` must be a list of notebooks (as `NbIndex.sync` returns them), not one path: {truncstr(repr(paths), 60)}")
+    _check_int(depth, 'depth')
+    if isinstance(all_below, bool) or not isinstance(all_below, numbers.Integral) or all_below<0: raise ValueError(f"`all_below` must be an integer of 0 or more, not {all_below!r}")
     if dense is not None and model_kind_of(dense, 'dense')!='bi': raise ValueError('`dense` must be a bi-encoder: a cross-encoder cannot embed passages ahead of the query')
     if filters is not None and not isinstance(filters, PassageFilter): raise TypeError(f"`filters` must be a `PassageFilter` (see `passage_filter`) or None, not {truncstr(repr(filters), 40)}")
     if filters is not None: filters = passage_filter(*filters)  # checks one made by hand
@@ -262,9 +270,6 @@ def _leg(cands, rank):
     return sorted((c for c in cands if rank(c) is not None), key=rank)
 
 # %% ../nbs/05_search.ipynb #c7cd4405
-def _check_int(v, name):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v<1: raise ValueError(f"`{name}` must be a positive integer, not {v!r}")
-
 def _interleave(orders, n):
     "The first `n` ids of each list of `orders`, taken in turn (first of each, then second of each, …), each once"
     return list(dict.fromkeys(o[i] for i in range(min(n, max(map(len, orders), default=0))) for o in orders if i<len(o)))
@@ -302,6 +307,7 @@ def maxsim(
     "Late interaction (ColBERT's MaxSim, averaged): for each token of the query its best cosine among a passage's tokens, the mean over the query's tokens"
     n = np.asarray(n, 'int64')
     if not len(n) or not len(qt): return np.zeros(len(n), 'float32')
+    if not n.any(): return np.full(len(n), -np.inf, 'float32')  # (every passage gone from the index meanwhile)
     sims = np.einsum('ij,kj->ik', rows, qt)  # every passage token against every query token; not BLAS (see `_dot`): its spinning threads cost more than they save
     res = np.full(len(n), -np.inf, 'float32')  # a passage without rows (gone from the index) counts for nothing
     res[n>0] = np.maximum.reduceat(sims, np.r_[0, n[n>0].cumsum()[:-1]], axis=0).mean(1)
@@ -458,6 +464,7 @@ def rank(
 )->Hits: # One hit per notebook, best first
     "Stage 4: one `Hit` per notebook, scored by `nb_scores`, pointing at its best passage's best cell"
     _check_kind(kind)
+    if k is not None: _check_int(k, 'k')
     if len(scores)!=len(short): raise ValueError(f"`scores` has {len(scores)} scores for {len(short)} passages: give one per passage of `short`, as `score` returns them")
     if ix is None and any(c.parts is None for c in short): raise ValueError("`short` holds candidates read without their texts (`texts=False`): pass the index, `ix`, to read those of the hits")
     evs = evidence(short, scores, cands)
@@ -568,8 +575,11 @@ def budget(
     k:int=None, # Hits wanted (`None`: every notebook scored); past `n_nbs`, stage 2 keeps `k` notebooks
 )->Budget:
     "The sizes `rank_nbs` gives each stage for a ranking model of `kind`"
+    _check_kind(kind)
+    for v,name in ((n_nbs, 'n_nbs'), (rerank, 'rerank'), (k, 'k')):
+        if v is not None: _check_int(v, name)
     n,more = rerank or (128 if kind=='cross' else 200),max(0, k-n_nbs) if k and n_nbs else 0
-    return Budget(max(512, (n_nbs or 0)*16), n if kind=='cross' else 0, None if kind=='bm25' else n_nbs, None if kind=='bm25' or scored else n, more)
+    return Budget(max(512, (n_nbs+more)*16) if n_nbs else 2**31, n if kind=='cross' else 0, None if kind=='bm25' else n_nbs, None if kind=='bm25' or scored else n, more)
 
 # %% ../nbs/05_search.ipynb #404d7722
 def rank_nbs(

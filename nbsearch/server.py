@@ -190,7 +190,7 @@ def paths(
     "The notebooks to search: every one under the served folders, or under `path` (a notebook or folder in them), in notebook `formats`"
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # unreadable folders are skipped; the server has no one to tell
-        res = get_nb_paths(self.roots.dirs if path is None else self.roots.resolve(path, folder=True), formats=formats)
+        res = get_nb_paths(self.roots.dirs if path is None else self.roots.resolve(path, folder=True), formats=formats, symlinks=False)  # a link would lead the walk outside, for nothing
     return [p for p in res if self.roots.root_of(p) is not None]  # links to notebooks elsewhere are not served
 
 # %% ../nbs/09_server.ipynb #07e36a23
