@@ -154,10 +154,12 @@ def _create_file(p):
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if p.parent==default_index_path().parent: os.chmod(p.parent, 0o700)
     if os.path.lexists(p): return False
-    if side := [f'{p}{s}' for s in ('-wal', '-shm', '-journal') if os.path.lexists(f'{p}{s}')]:  # SQLite would read them as the new file's log, then delete them
-        if p.parent!=default_index_path().parent: raise NotAnIndexError(f"'{side[0]}' is beside '{p}', which does not exist: it may be left by a search that was stopped, or be another program's, so it was left as it is; remove it, or name another file")
-        for s in side:  # in nbsearch's own folder only nbsearch opens `index.db`: left by a search that was stopped (its file deleted since)
-            if not os.path.lexists(p): Path(s).unlink(missing_ok=True)
+    for s in [f'{p}{s}' for s in ('-wal', '-shm', '-journal') if os.path.lexists(f'{p}{s}')]:  # a log without its database, which SQLite would take for the new file's
+        if os.path.lexists(p): break
+        if p.parent==default_index_path().parent: Path(s).unlink(missing_ok=True)  # in nbsearch's own folder only nbsearch opens `index.db`: left by a search that was stopped
+        else:  # elsewhere it may be another program's: set aside, its bytes as they were
+            os.replace(s, new := f'{s}.orphan-{time.time_ns()}')
+            warnings.warn(f"'{s}' was beside '{p}', which did not exist: a log left by a program that was stopped; it was set aside, as it was, as '{new}'", stacklevel=5)
     tmp = p.parent/f'.{p.name}.{os.getpid()}.{time.time_ns()}.new'  # made whole beside it, then linked: `p` never exists empty
     os.close(os.open(tmp, os.O_CREAT|os.O_EXCL|os.O_WRONLY, 0o600))
     try:
@@ -181,7 +183,7 @@ def _init(db):
 
 def _remove(p):
     "Delete index file `p` (proven nbsearch's) and its write-ahead log"
-    for s in ('-wal', '-shm', ''): Path(f'{p}{s}').unlink(missing_ok=True)  # the file last: a process that opens it meanwhile never finds its log without it
+    for s in ('', '-wal', '-shm'): Path(f'{p}{s}').unlink(missing_ok=True)
 
 # %% ../nbs/04_index.ipynb #14c2a833
 def _connect(p:Path|None):

@@ -37,10 +37,10 @@ class Hit(BasicRepr):
     def __repr__(self): return f"Hit({self.score:.3f}, {self.title!r}, '{_shown(self.path)} [cell {self.cell}]')"
 
 # %% ../nbs/05_search.ipynb #e090a100
-_md_punct = {ord(c):'\\'+c for c in '!"#$%\'()*+,-./:;=?@[\\]^_`{|}~'} # Markdown's punctuation but `&<>`, which become HTML entities
+_md_punct = {ord(c):'\\'+c for c in '\\`*_[]()|~!$'} # What makes Markdown (and Jupyter's `$` maths) of text inside a table cell; `&<>` become HTML entities
 
 def _md_esc(s):
-    "`s` as literal text in a Markdown table, on one line: each punctuation character backslash-escaped (no emphasis, code span, link or cell break comes of it), `&<>` as HTML entities"
+    "`s` as literal text in a Markdown table, on one line: what Markdown reads in it backslash-escaped (no emphasis, code span, link, maths or cell break comes of it), `&<>` as HTML entities"
     return escape(' '.join(str(s).split()).translate(_md_punct), quote=False)
 
 def _md_link(h): return f"[{_md_esc(h.title)}]({quote(Path(h.path).as_posix())})"
