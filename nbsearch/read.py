@@ -616,9 +616,14 @@ def _esc(o):
     "Character `o` written as an escape"
     if chr(o) in '\n\r\t': return repr(chr(o))[1:-1]
     if 0xdc80<=o<=0xdcff: return f'\\x{o-0xdc00:02x}'  # a byte of a non-UTF-8 file name, as `os.fsdecode` keeps it
-    return f'\\x{o:02x}' if o<0x100 else f'\\u{o:04x}'
+    return f'\\x{o:02x}' if o<0x100 else f'\\u{o:04x}' if o<0x10000 else f'\\U{o:08x}'
 
-_spans = (0, 0x20), (0x7f, 0xa0), (0x61c, 0x61d), (0x200b, 0x2010), (0x2028, 0x202f), (0x2060, 0x2070), (0xfeff, 0xff00), (0xd800, 0xe000)  # C0, DEL and C1; bidi marks, zero-width and invisible characters, separators, bidi embeddings and isolates; BOM; surrogates
+_spans = ((0, 0x20), (0x7f, 0xa0), (0xd800, 0xe000),  # C0, DEL and C1; surrogates
+          # Unicode's format characters and line and paragraph separators (categories Cf, Zl, Zp; Unicode 14): bidi marks, embeddings
+          # and isolates, zero-width and invisible characters, the BOM, soft hyphen, tag characters
+          (0xad, 0xae), (0x600, 0x606), (0x61c, 0x61d), (0x6dd, 0x6de), (0x70f, 0x710), (0x890, 0x892), (0x8e2, 0x8e3), (0x180e, 0x180f),
+          (0x200b, 0x2010), (0x2028, 0x202f), (0x2060, 0x2070), (0xfeff, 0xff00), (0xfff9, 0xfffc), (0x110bd, 0x110be), (0x110cd, 0x110ce),
+          (0x13430, 0x13439), (0x1bca0, 0x1bca4), (0x1d173, 0x1d17b), (0xe0001, 0xe0002), (0xe0020, 0xe0080))
 _unsafe = {o: _esc(o) for a,b in _spans for o in range(a, b)}
 _ws = dict.fromkeys(map(ord, '\t\n\r\v\f\u2028\u2029'), ' ')
 
