@@ -194,7 +194,10 @@ def _connect(p:Path|None):
     own = 'ours' if _create_file(p) else index_owner(p)
     if own=='none': return _connect(p)  # deleted since it was seen: make it again
     if own=='old': warnings.warn(f"The index at '{p}' was written by an earlier nbsearch; rebuilding it", stacklevel=4); _remove(p); return _connect(p)
-    db = sqlite3.connect(p, check_same_thread=False, timeout=60, isolation_level=None)
+    try: db = sqlite3.connect(f'file:{quote(str(p))}?mode=rw', uri=True, check_same_thread=False, timeout=60, isolation_level=None)  # never creates it: an empty file would not be ours
+    except sqlite3.OperationalError:
+        if os.path.lexists(p): raise
+        return _connect(p)  # deleted since it was seen (another process cleared it): make it again
     try:
         if (v := db.execute('pragma user_version').fetchone()[0])>schema_version:
             raise NotAnIndexError(f"The index at '{p}' was written by a newer nbsearch (schema {v}; this one knows {schema_version}), so it was left as it is; upgrade nbsearch, or name another file")
